@@ -3,18 +3,23 @@
 //! - [`codec`]: the one canonical binary encoding (docs/FORMAT.md §1).
 //! - [`hash`], [`keys`], [`merkle`]: blake3, ed25519 with one acceptance rule, RFC 9162 trees.
 //! - [`money`]: amounts in cents and rates in basis points (DESIGN §5).
-//! - [`cert`]: validator sets, consensus votes and certificates.
+//! - [`record`], [`receipt`], [`block`], [`cert`], [`genesis`], [`policy`]: the data model.
+//! - [`store`] (feature `store`): the RocksDB store.
 //!
-//! Architecture invariant: nothing here but the `store` module (feature `store`) does I/O
-//! other than reading and writing key files; nothing reads a clock or uses randomness except
-//! key generation.
+//! Architecture invariant: nothing here but `store` does I/O other than reading and writing
+//! key files; nothing reads a clock or uses randomness except key generation.
 
+pub mod block;
 pub mod cert;
 pub mod codec;
+pub mod genesis;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod money;
+pub mod policy;
+pub mod receipt;
+pub mod record;
 
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};
