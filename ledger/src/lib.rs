@@ -12,6 +12,7 @@
 pub mod block;
 pub mod cert;
 pub mod codec;
+pub mod contract;
 pub mod genesis;
 pub mod hash;
 pub mod keys;

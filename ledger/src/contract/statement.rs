@@ -1,0 +1,368 @@
+//! S10: the settlement statement of one period — lines, nets, bilateral nets, the payment
+//! plan and what rolls over — with its canonical encoding and hash.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::Hash;
+use crate::record::Party;
+
+use super::types::{decode_u128, encode_u128, LIST_MAX};
+
+/// The domain in front of a statement's canonical bytes when hashing it.
+pub const STATEMENT_DOMAIN: &[u8] = b"plaza/statement/v1\0";
+
+/// What a line is for. Numbers are stable (they are encoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LineKind {
+    /// S1: the referring merchant's commission.
+    Referral = 1,
+    /// S2: the promoter's commission.
+    Promoter = 2,
+    /// S2: the upstream promoter's commission.
+    Upstream = 3,
+    /// S3: the card's home merchant's share.
+    HomeShare = 4,
+    /// S6: an issuer-funded coupon's face value, owed to the redeeming merchant.
+    CouponClearing = 5,
+    /// S7: points issued by one merchant and redeemed at another.
+    PointsClearing = 6,
+    /// S8: a refund after lock claws back part of a locked item.
+    Clawback = 7,
+    /// S9: an agreement's fixed fee for the period.
+    FixedFee = 8,
+    /// S10: a transfer below `min_payout` carried over from the previous statement.
+    Rollover = 9,
+}
+impl LineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::Referral => "referral",
+            LineKind::Promoter => "promoter",
+            LineKind::Upstream => "upstream",
+            LineKind::HomeShare => "home-share",
+            LineKind::CouponClearing => "coupon-clearing",
+            LineKind::PointsClearing => "points-clearing",
+            LineKind::Clawback => "clawback",
+            LineKind::FixedFee => "fixed-fee",
+            LineKind::Rollover => "rollover",
+        }
+    }
+    /// S1–S3: the commissions that S4 caps and S8 refunds reverse.
+    pub fn is_commission(self) -> bool {
+        matches!(self, LineKind::Referral | LineKind::Promoter | LineKind::Upstream | LineKind::HomeShare)
+    }
+}
+impl Encode for LineKind {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(*self as u8);
+    }
+}
+impl Decode for LineKind {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            1 => LineKind::Referral,
+            2 => LineKind::Promoter,
+            3 => LineKind::Upstream,
+            4 => LineKind::HomeShare,
+            5 => LineKind::CouponClearing,
+            6 => LineKind::PointsClearing,
+            7 => LineKind::Clawback,
+            8 => LineKind::FixedFee,
+            9 => LineKind::Rollover,
+            tag => return Err(DecodeError::InvalidTag { what: "line kind", tag }),
+        })
+    }
+}
+
+fn signed_enc(w: &mut Writer, v: i128) {
+    w.raw(&v.to_be_bytes());
+}
+fn signed_dec(r: &mut Reader<'_>) -> Result<i128, DecodeError> {
+    Ok(i128::from_be_bytes(r.array()?))
+}
+
+/// One line: everything of one kind that `debtor` owes `creditor` this period, with the ids
+/// of the records (or, for rollovers, the statement) it comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub debtor: Party,
+    pub creditor: Party,
+    pub kind: LineKind,
+    /// Cents.
+    pub amount: u128,
+    /// Sorted, distinct.
+    pub sources: Vec<Hash>,
+}
+impl Encode for Line {
+    fn encode(&self, w: &mut Writer) {
+        self.debtor.encode(w);
+        self.creditor.encode(w);
+        self.kind.encode(w);
+        encode_u128(w, self.amount);
+        w.seq(&self.sources);
+    }
+}
+impl Decode for Line {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Line {
+            debtor: Party::decode(r)?,
+            creditor: Party::decode(r)?,
+            kind: LineKind::decode(r)?,
+            amount: decode_u128(r)?,
+            sources: r.seq("line sources", LIST_MAX)?,
+        })
+    }
+}
+
+/// The net between two parties: positive when `a` owes `b`. `a < b`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BilateralNet {
+    pub a: Party,
+    pub b: Party,
+    pub net: i128,
+}
+impl Encode for BilateralNet {
+    fn encode(&self, w: &mut Writer) {
+        self.a.encode(w);
+        self.b.encode(w);
+        signed_enc(w, self.net);
+    }
+}
+impl Decode for BilateralNet {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(BilateralNet { a: Party::decode(r)?, b: Party::decode(r)?, net: signed_dec(r)? })
+    }
+}
+
+/// A payment the plan asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub payer: Party,
+    pub payee: Party,
+    pub amount: u128,
+}
+impl Encode for Transfer {
+    fn encode(&self, w: &mut Writer) {
+        self.payer.encode(w);
+        self.payee.encode(w);
+        encode_u128(w, self.amount);
+    }
+}
+impl Decode for Transfer {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Transfer { payer: Party::decode(r)?, payee: Party::decode(r)?, amount: decode_u128(r)? })
+    }
+}
+
+/// S10: the statement of one settlement period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub alliance: Hash,
+    /// The period number: 0 for the period that starts at genesis, then one per statement.
+    pub period: u64,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Sorted by (debtor, creditor, kind).
+    pub lines: Vec<Line>,
+    /// Every party of a line with its net (positive: receives), sorted by party. Sums to 0.
+    pub nets: Vec<(Party, i128)>,
+    /// Sorted by (a, b); pairs whose lines cancel exactly are listed with net 0.
+    pub bilateral: Vec<BilateralNet>,
+    /// The payment plan, in the order the greedy matching produced it; at most n − 1 transfers.
+    pub transfers: Vec<Transfer>,
+    /// Plan transfers below `min_payout`: not paid now, carried as rollover lines into the
+    /// next statement.
+    pub rolled_over: Vec<Transfer>,
+}
+
+impl Statement {
+    pub fn hash(&self) -> Hash {
+        Hash::digest_parts(&[STATEMENT_DOMAIN, &self.to_bytes()])
+    }
+    pub fn net_of(&self, party: &Party) -> i128 {
+        self.nets.binary_search_by(|(p, _)| p.cmp(party)).map(|i| self.nets[i].1).unwrap_or(0)
+    }
+    pub fn lines(&self) -> &[Line] {
+        &self.lines
+    }
+    pub fn transfers(&self) -> &[Transfer] {
+        &self.transfers
+    }
+
+    /// A plain-text table for humans.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Statement of period {} [{} .. {}) ms, hash {}", self.period, self.start_ms, self.end_ms, self.hash());
+        let _ = writeln!(out, "Lines:");
+        for l in &self.lines {
+            let _ = writeln!(out, "  {:<16} {} -> {}  {}  ({} sources)", l.kind.name(), l.debtor, l.creditor, cents(l.amount as i128), l.sources.len());
+        }
+        let _ = writeln!(out, "Nets:");
+        for (p, n) in &self.nets {
+            let _ = writeln!(out, "  {p}  {}", cents(*n));
+        }
+        let _ = writeln!(out, "Payment plan:");
+        for t in &self.transfers {
+            let _ = writeln!(out, "  {} pays {}  {}", t.payer, t.payee, cents(t.amount as i128));
+        }
+        for t in &self.rolled_over {
+            let _ = writeln!(out, "  rolled over: {} owes {}  {}", t.payer, t.payee, cents(t.amount as i128));
+        }
+        out
+    }
+}
+
+/// Formats signed cents as `-12.34`.
+pub fn cents(v: i128) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    let a = v.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
+impl Encode for Statement {
+    fn encode(&self, w: &mut Writer) {
+        self.alliance.encode(w);
+        w.u64(self.period);
+        w.u64(self.start_ms);
+        w.u64(self.end_ms);
+        w.seq(&self.lines);
+        w.u32(self.nets.len() as u32);
+        for (p, n) in &self.nets {
+            p.encode(w);
+            signed_enc(w, *n);
+        }
+        w.seq(&self.bilateral);
+        w.seq(&self.transfers);
+        w.seq(&self.rolled_over);
+    }
+}
+impl Decode for Statement {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let alliance = Hash::decode(r)?;
+        let period = r.u64()?;
+        let start_ms = r.u64()?;
+        let end_ms = r.u64()?;
+        let lines = r.seq("lines", LIST_MAX)?;
+        let n = r.len("nets", LIST_MAX)?;
+        let mut nets = Vec::with_capacity(n.min(r.remaining()));
+        for _ in 0..n {
+            nets.push((Party::decode(r)?, signed_dec(r)?));
+        }
+        Ok(Statement {
+            alliance,
+            period,
+            start_ms,
+            end_ms,
+            lines,
+            nets,
+            bilateral: r.seq("bilateral nets", LIST_MAX)?,
+            transfers: r.seq("transfers", LIST_MAX)?,
+            rolled_over: r.seq("rolled over", LIST_MAX)?,
+        })
+    }
+}
+
+/// Collects lines during a period close, then derives nets, bilateral nets and the plan.
+pub(crate) struct StatementBuilder {
+    lines: BTreeMap<(Party, Party, LineKind), (u128, Vec<Hash>)>,
+}
+
+impl StatementBuilder {
+    pub fn new() -> Self {
+        StatementBuilder { lines: BTreeMap::new() }
+    }
+
+    pub fn add(&mut self, debtor: &Party, creditor: &Party, kind: LineKind, amount: u128, source: Hash) {
+        if amount == 0 || debtor == creditor {
+            return;
+        }
+        let entry = self.lines.entry((debtor.clone(), creditor.clone(), kind)).or_insert((0, Vec::new()));
+        entry.0 = entry.0.checked_add(amount).expect("u128 cents never overflow: amounts are ≤ 10^14 each");
+        entry.1.push(source);
+    }
+
+    /// S10: builds the statement. `min_payout` in cents.
+    pub fn finish(self, alliance: Hash, period: u64, start_ms: u64, end_ms: u64, min_payout: u128) -> Statement {
+        let mut lines = Vec::with_capacity(self.lines.len());
+        let mut nets: BTreeMap<Party, i128> = BTreeMap::new();
+        let mut bilateral: BTreeMap<(Party, Party), i128> = BTreeMap::new();
+        for ((debtor, creditor, kind), (amount, mut sources)) in self.lines {
+            sources.sort_unstable();
+            sources.dedup();
+            let signed = i128::try_from(amount).expect("line amounts fit i128");
+            *nets.entry(debtor.clone()).or_insert(0) -= signed;
+            *nets.entry(creditor.clone()).or_insert(0) += signed;
+            if debtor < creditor {
+                *bilateral.entry((debtor.clone(), creditor.clone())).or_insert(0) += signed;
+            } else {
+                *bilateral.entry((creditor.clone(), debtor.clone())).or_insert(0) -= signed;
+            }
+            lines.push(Line { debtor, creditor, kind, amount, sources });
+        }
+        // Double entry (DESIGN §5): every line moves money from one party to another.
+        assert_eq!(nets.values().sum::<i128>(), 0, "S10: the nets of a statement sum to zero");
+        let (transfers, rolled_over) = payment_plan(&nets, min_payout);
+        // The plan (paid and rolled over together) settles every net exactly.
+        let mut check: BTreeMap<&Party, i128> = BTreeMap::new();
+        for t in transfers.iter().chain(&rolled_over) {
+            let a = i128::try_from(t.amount).expect("fits");
+            *check.entry(&t.payer).or_insert(0) -= a;
+            *check.entry(&t.payee).or_insert(0) += a;
+        }
+        for (party, net) in &nets {
+            assert_eq!(check.get(party).copied().unwrap_or(0), *net, "S10: the payment plan settles every net");
+        }
+        let parties = nets.values().filter(|n| **n != 0).count();
+        assert!(transfers.len() + rolled_over.len() <= parties.saturating_sub(1), "S10: at most n − 1 transfers");
+        Statement {
+            alliance,
+            period,
+            start_ms,
+            end_ms,
+            lines,
+            nets: nets.into_iter().collect(),
+            bilateral: bilateral.into_iter().map(|((a, b), net)| BilateralNet { a, b, net }).collect(),
+            transfers,
+            rolled_over,
+        }
+    }
+}
+
+/// S10: greedy matching of the largest debtor to the largest creditor, ties by party order.
+/// Each step settles at least one party, so there are at most n − 1 transfers. Transfers below
+/// `min_payout` are rolled over instead of paid.
+pub fn payment_plan(nets: &BTreeMap<Party, i128>, min_payout: u128) -> (Vec<Transfer>, Vec<Transfer>) {
+    let mut debtors: BTreeSet<(Reverse<u128>, Party)> = BTreeSet::new();
+    let mut creditors: BTreeSet<(Reverse<u128>, Party)> = BTreeSet::new();
+    for (party, net) in nets {
+        if *net < 0 {
+            debtors.insert((Reverse(net.unsigned_abs()), party.clone()));
+        } else if *net > 0 {
+            creditors.insert((Reverse(net.unsigned_abs()), party.clone()));
+        }
+    }
+    let mut paid = Vec::new();
+    let mut rolled = Vec::new();
+    while let (Some(d), Some(c)) = (debtors.pop_first(), creditors.pop_first()) {
+        let (Reverse(owes), debtor) = d;
+        let (Reverse(due), creditor) = c;
+        let amount = owes.min(due);
+        let transfer = Transfer { payer: debtor.clone(), payee: creditor.clone(), amount };
+        if amount < min_payout {
+            rolled.push(transfer);
+        } else {
+            paid.push(transfer);
+        }
+        if owes > amount {
+            debtors.insert((Reverse(owes - amount), debtor));
+        }
+        if due > amount {
+            creditors.insert((Reverse(due - amount), creditor));
+        }
+    }
+    assert!(debtors.is_empty() && creditors.is_empty(), "S10: nets summing to zero leave nobody unmatched");
+    (paid, rolled)
+}

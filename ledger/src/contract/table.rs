@@ -1,0 +1,101 @@
+//! A sorted map that remembers which keys a block touched, so the state root can hash the
+//! block's changes instead of the whole state (docs/FORMAT.md, "State root and statements").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Table<K: Ord, V> {
+    map: BTreeMap<K, V>,
+    dirty: BTreeSet<K>,
+}
+
+impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
+    pub fn new() -> Self {
+        Table { map: BTreeMap::new(), dirty: BTreeSet::new() }
+    }
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+    pub fn contains(&self, key: &K) -> bool {
+        self.map.contains_key(key)
+    }
+    /// Marks the key changed: call only when about to change the value.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let value = self.map.get_mut(key)?;
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.clone());
+        }
+        Some(value)
+    }
+    pub fn insert(&mut self, key: K, value: V) {
+        self.dirty.insert(key.clone());
+        self.map.insert(key, value);
+    }
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let value = self.map.remove(key)?;
+        self.dirty.insert(key.clone());
+        Some(value)
+    }
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn range<R: std::ops::RangeBounds<K>>(&self, range: R) -> impl Iterator<Item = (&K, &V)> {
+        self.map.range(range)
+    }
+
+    /// Feeds `tag ‖ key ‖ (0 | 1 ‖ u32 len ‖ value)` for every touched key, in key order, and
+    /// forgets the touched set.
+    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher) {
+        let mut w = Writer::new();
+        for key in std::mem::take(&mut self.dirty) {
+            w.u8(tag);
+            key.encode(&mut w);
+            match self.map.get(&key) {
+                None => w.u8(0),
+                Some(value) => {
+                    w.u8(1);
+                    let bytes = value.to_bytes();
+                    w.bytes(&bytes);
+                }
+            }
+        }
+        hasher.update(&w.into_bytes());
+    }
+
+    pub fn clear_changes(&mut self) {
+        self.dirty.clear();
+    }
+
+    pub fn decode_table(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+        let len = r.len(what, u32::MAX as usize)?;
+        let mut map = BTreeMap::new();
+        let mut last: Option<K> = None;
+        for _ in 0..len {
+            let key = K::decode(r)?;
+            if let Some(prev) = &last {
+                if *prev >= key {
+                    return Err(DecodeError::invalid(what, "keys must be sorted and distinct"));
+                }
+            }
+            let value = V::decode(r)?;
+            last = Some(key.clone());
+            map.insert(key, value);
+        }
+        Ok(Table { map, dirty: BTreeSet::new() })
+    }
+}
+
+impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Encode for Table<K, V> {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(u32::try_from(self.map.len()).expect("tables hold fewer than 2^32 entries"));
+        for (k, v) in &self.map {
+            k.encode(w);
+            v.encode(w);
+        }
+    }
+}

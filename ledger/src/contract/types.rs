@@ -1,0 +1,740 @@
+//! What the contract stores, with canonical encodings (docs/FORMAT.md, "State root and
+//! statements"). Every decoder checks limits and rejects non-canonical values.
+
+use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::Hash;
+use crate::keys::PublicKey;
+use crate::money::{Amount, Bps};
+use crate::record::{
+    Action, CardId, CouponValue, Funding, MerchantProfile, Party, Place, PromoterId, Terms, EXTERNAL_ID_MAX, NAME_MAX,
+    PLACES_MAX,
+};
+
+use super::statement::LineKind;
+
+/// Bounds used when decoding a snapshot (nothing the contract builds comes near them).
+pub const LIST_MAX: usize = 1 << 24;
+
+/// A merchant's status (DESIGN §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MerchantStatus {
+    Active = 1,
+    Suspended = 2,
+    Removed = 3,
+}
+impl MerchantStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            MerchantStatus::Active => "active",
+            MerchantStatus::Suspended => "suspended",
+            MerchantStatus::Removed => "removed",
+        }
+    }
+}
+impl Encode for MerchantStatus {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(*self as u8);
+    }
+}
+impl Decode for MerchantStatus {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(MerchantStatus::Active),
+            2 => Ok(MerchantStatus::Suspended),
+            3 => Ok(MerchantStatus::Removed),
+            tag => Err(DecodeError::InvalidTag { what: "merchant status", tag }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merchant {
+    pub profile: MerchantProfile,
+    pub status: MerchantStatus,
+}
+impl Encode for Merchant {
+    fn encode(&self, w: &mut Writer) {
+        self.profile.encode(w);
+        self.status.encode(w);
+    }
+}
+impl Decode for Merchant {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Merchant { profile: MerchantProfile::decode(r)?, status: MerchantStatus::decode(r)? })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promoter {
+    pub name: String,
+    /// S2: the one upstream promoter that earns `upstream_rate` on this promoter's referrals.
+    pub upstream: Option<PromoterId>,
+}
+impl Encode for Promoter {
+    fn encode(&self, w: &mut Writer) {
+        w.str(&self.name);
+        w.option(&self.upstream);
+    }
+}
+impl Decode for Promoter {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Promoter { name: r.string("promoter name", NAME_MAX)?, upstream: r.option("upstream")? })
+    }
+}
+
+/// S7: points earned by one sale, owned by a card, an IOU of `issuer`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lot {
+    pub id: u64,
+    pub issuer: PublicKey,
+    /// Points left in the lot.
+    pub points: u64,
+    pub spendable_at_ms: u64,
+    pub expires_at_ms: u64,
+}
+impl Encode for Lot {
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.id);
+        self.issuer.encode(w);
+        w.u64(self.points);
+        w.u64(self.spendable_at_ms);
+        w.u64(self.expires_at_ms);
+    }
+}
+impl Decode for Lot {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Lot { id: r.u64()?, issuer: PublicKey::decode(r)?, points: r.u64()?, spendable_at_ms: r.u64()?, expires_at_ms: r.u64()? })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    pub home: PublicKey,
+    /// Sorted by (expires_at_ms, id): redemption takes from the front (S7).
+    pub lots: Vec<Lot>,
+    /// S8: points spent that a refund cancelled, per issuer: the card's negative balance.
+    pub debt: Vec<(PublicKey, u64)>,
+    /// S1: the code hash of the card's latest referral (last touch).
+    pub last_referral: Option<Hash>,
+    /// S11: recent sales (merchant, event time), within the last hour.
+    pub recent: Vec<(PublicKey, u64)>,
+}
+impl Card {
+    pub fn debt_total(&self) -> u64 {
+        self.debt.iter().map(|(_, p)| *p).fold(0u64, u64::saturating_add)
+    }
+}
+impl Encode for Card {
+    fn encode(&self, w: &mut Writer) {
+        self.home.encode(w);
+        w.seq(&self.lots);
+        w.seq(&self.debt);
+        w.option(&self.last_referral);
+        w.seq(&self.recent);
+    }
+}
+impl Decode for Card {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Card {
+            home: PublicKey::decode(r)?,
+            lots: r.seq("lots", LIST_MAX)?,
+            debt: r.seq("debt", LIST_MAX)?,
+            last_referral: r.option("last referral")?,
+            recent: r.seq("recent sales", LIST_MAX)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Referral {
+    pub record: Hash,
+    pub referrer: PublicKey,
+    pub card: Option<CardId>,
+    pub promoter: Option<PromoterId>,
+    /// Resolved at Refer time from the promoter's registration (S2).
+    pub upstream: Option<PromoterId>,
+    pub valid_at: Vec<Place>,
+    pub expires_at_ms: u64,
+    pub multi_use: bool,
+    pub uses: u64,
+}
+impl Encode for Referral {
+    fn encode(&self, w: &mut Writer) {
+        self.record.encode(w);
+        self.referrer.encode(w);
+        w.option(&self.card);
+        w.option(&self.promoter);
+        w.option(&self.upstream);
+        w.seq(&self.valid_at);
+        w.u64(self.expires_at_ms);
+        w.bool(self.multi_use);
+        w.u64(self.uses);
+    }
+}
+impl Decode for Referral {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Referral {
+            record: Hash::decode(r)?,
+            referrer: PublicKey::decode(r)?,
+            card: r.option("card")?,
+            promoter: r.option("promoter")?,
+            upstream: r.option("upstream")?,
+            valid_at: r.seq("valid_at", PLACES_MAX)?,
+            expires_at_ms: r.u64()?,
+            multi_use: r.bool("multi_use")?,
+            uses: r.u64()?,
+        })
+    }
+}
+
+pub(crate) fn encode_coupon_value(w: &mut Writer, v: &CouponValue) {
+    match v {
+        CouponValue::Fixed(a) => {
+            w.u8(1);
+            a.encode(w);
+        }
+        CouponValue::Percent(b) => {
+            w.u8(2);
+            b.encode(w);
+        }
+    }
+}
+fn decode_coupon_value(r: &mut Reader<'_>) -> Result<CouponValue, DecodeError> {
+    match r.u8()? {
+        1 => Ok(CouponValue::Fixed(Amount::decode(r)?)),
+        2 => Ok(CouponValue::Percent(Bps::decode(r)?)),
+        tag => Err(DecodeError::InvalidTag { what: "coupon value", tag }),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub issuer: PublicKey,
+    pub value: CouponValue,
+    pub min_spend: Amount,
+    pub redeemable_at: Vec<Place>,
+    pub funding: Funding,
+    pub expires_at_ms: u64,
+}
+impl Encode for Batch {
+    fn encode(&self, w: &mut Writer) {
+        self.issuer.encode(w);
+        encode_coupon_value(w, &self.value);
+        self.min_spend.encode(w);
+        w.seq(&self.redeemable_at);
+        w.u8(match self.funding {
+            Funding::Issuer => 1,
+            Funding::Redeemer => 2,
+        });
+        w.u64(self.expires_at_ms);
+    }
+}
+impl Decode for Batch {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Batch {
+            issuer: PublicKey::decode(r)?,
+            value: decode_coupon_value(r)?,
+            min_spend: Amount::decode(r)?,
+            redeemable_at: r.seq("redeemable_at", PLACES_MAX)?,
+            funding: match r.u8()? {
+                1 => Funding::Issuer,
+                2 => Funding::Redeemer,
+                tag => return Err(DecodeError::InvalidTag { what: "funding", tag }),
+            },
+            expires_at_ms: r.u64()?,
+        })
+    }
+}
+
+/// A merchant and one of its own identifiers (order, batch, agreement id).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NamedKey {
+    pub merchant: PublicKey,
+    pub name: String,
+}
+impl Encode for NamedKey {
+    fn encode(&self, w: &mut Writer) {
+        self.merchant.encode(w);
+        w.str(&self.name);
+    }
+}
+impl Decode for NamedKey {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(NamedKey { merchant: PublicKey::decode(r)?, name: r.string("external id", EXTERNAL_ID_MAX)? })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coupon {
+    /// The IssueCoupons record id.
+    pub batch: Hash,
+    /// The sale (seller, order) that redeemed it.
+    pub redeemed_by: Option<NamedKey>,
+}
+impl Encode for Coupon {
+    fn encode(&self, w: &mut Writer) {
+        self.batch.encode(w);
+        w.option(&self.redeemed_by);
+    }
+}
+impl Decode for Coupon {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Coupon { batch: Hash::decode(r)?, redeemed_by: r.option("redeemed by")? })
+    }
+}
+
+/// One payable item a sale created (S1–S3, S6, S7), kept for refunds (S8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaleItem {
+    /// Its id in the items table while pending or on hold.
+    pub item: u64,
+    pub debtor: Party,
+    pub creditor: Party,
+    pub kind: LineKind,
+    pub original: Amount,
+    pub reversed: Amount,
+}
+impl Encode for SaleItem {
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.item);
+        self.debtor.encode(w);
+        self.creditor.encode(w);
+        self.kind.encode(w);
+        self.original.encode(w);
+        self.reversed.encode(w);
+    }
+}
+impl Decode for SaleItem {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(SaleItem {
+            item: r.u64()?,
+            debtor: Party::decode(r)?,
+            creditor: Party::decode(r)?,
+            kind: LineKind::decode(r)?,
+            original: Amount::decode(r)?,
+            reversed: Amount::decode(r)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sale {
+    pub record: Hash,
+    pub event_ms: u64,
+    pub gross: Amount,
+    pub base: Amount,
+    pub refunded: Amount,
+    pub refund_ids: Vec<String>,
+    pub card: Option<CardId>,
+    pub items: Vec<SaleItem>,
+    /// The lot this sale earned: (lot id, points earned, points cancelled by refunds, lot expiry).
+    pub earned: Option<(u64, u64, u64, u64)>,
+    /// Coupons redeemed: code hash and, for issuer-funded ones, the index in `items`.
+    pub coupons: Vec<(Hash, Option<u32>)>,
+    /// S11: the referring parties whose refund ratio this sale counts toward.
+    pub referrers: Vec<Party>,
+}
+impl Encode for Sale {
+    fn encode(&self, w: &mut Writer) {
+        self.record.encode(w);
+        w.u64(self.event_ms);
+        self.gross.encode(w);
+        self.base.encode(w);
+        self.refunded.encode(w);
+        w.seq(&self.refund_ids);
+        w.option(&self.card);
+        w.seq(&self.items);
+        match self.earned {
+            None => w.u8(0),
+            Some((lot, points, cancelled, expires)) => {
+                w.u8(1);
+                w.u64(lot);
+                w.u64(points);
+                w.u64(cancelled);
+                w.u64(expires);
+            }
+        }
+        w.u32(self.coupons.len() as u32);
+        for (code, index) in &self.coupons {
+            code.encode(w);
+            w.option(index);
+        }
+        w.seq(&self.referrers);
+    }
+}
+impl Decode for Sale {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let record = Hash::decode(r)?;
+        let event_ms = r.u64()?;
+        let gross = Amount::decode(r)?;
+        let base = Amount::decode(r)?;
+        let refunded = Amount::decode(r)?;
+        let n = r.len("refund ids", LIST_MAX)?;
+        let mut refund_ids = Vec::with_capacity(n.min(r.remaining()));
+        for _ in 0..n {
+            refund_ids.push(r.string("refund id", EXTERNAL_ID_MAX)?);
+        }
+        let card = r.option("card")?;
+        let items = r.seq("sale items", LIST_MAX)?;
+        let earned = match r.u8()? {
+            0 => None,
+            1 => Some((r.u64()?, r.u64()?, r.u64()?, r.u64()?)),
+            tag => return Err(DecodeError::InvalidTag { what: "earned", tag }),
+        };
+        let n = r.len("coupons", LIST_MAX)?;
+        let mut coupons = Vec::with_capacity(n.min(r.remaining()));
+        for _ in 0..n {
+            coupons.push((Hash::decode(r)?, r.option("coupon item")?));
+        }
+        Ok(Sale { record, event_ms, gross, base, refunded, refund_ids, card, items, earned, coupons, referrers: r.seq("referrers", LIST_MAX)? })
+    }
+}
+
+/// A payable item, pending (or on hold) until it locks into a statement (S8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub debtor: Party,
+    pub creditor: Party,
+    pub amount: Amount,
+    pub kind: LineKind,
+    pub source: Hash,
+    pub lock_at_ms: u64,
+    /// S11: the creditor was on hold when the item's lock time came.
+    pub held: bool,
+}
+impl Encode for Item {
+    fn encode(&self, w: &mut Writer) {
+        self.debtor.encode(w);
+        self.creditor.encode(w);
+        self.amount.encode(w);
+        self.kind.encode(w);
+        self.source.encode(w);
+        w.u64(self.lock_at_ms);
+        w.bool(self.held);
+    }
+}
+impl Decode for Item {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Item {
+            debtor: Party::decode(r)?,
+            creditor: Party::decode(r)?,
+            amount: Amount::decode(r)?,
+            kind: LineKind::decode(r)?,
+            source: Hash::decode(r)?,
+            lock_at_ms: r.u64()?,
+            held: r.bool("held")?,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposalStatus {
+    Open = 1,
+    Passed = 2,
+    Failed = 3,
+}
+impl ProposalStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProposalStatus::Open => "open",
+            ProposalStatus::Passed => "passed",
+            ProposalStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub proposer: PublicKey,
+    pub action: Action,
+    pub created_at_ms: u64,
+    /// Sorted by voter.
+    pub votes: Vec<(PublicKey, bool)>,
+    pub status: ProposalStatus,
+}
+impl Encode for Proposal {
+    fn encode(&self, w: &mut Writer) {
+        self.proposer.encode(w);
+        self.action.encode(w);
+        w.u64(self.created_at_ms);
+        w.u32(self.votes.len() as u32);
+        for (k, v) in &self.votes {
+            k.encode(w);
+            w.bool(*v);
+        }
+        w.u8(self.status as u8);
+    }
+}
+impl Decode for Proposal {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let proposer = PublicKey::decode(r)?;
+        let action = Action::decode(r)?;
+        let created_at_ms = r.u64()?;
+        let n = r.len("votes", LIST_MAX)?;
+        let mut votes = Vec::with_capacity(n.min(r.remaining()));
+        for _ in 0..n {
+            votes.push((PublicKey::decode(r)?, r.bool("approve")?));
+        }
+        let status = match r.u8()? {
+            1 => ProposalStatus::Open,
+            2 => ProposalStatus::Passed,
+            3 => ProposalStatus::Failed,
+            tag => return Err(DecodeError::InvalidTag { what: "proposal status", tag }),
+        };
+        Ok(Proposal { proposer, action, created_at_ms, votes, status })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agreement {
+    pub proposer: PublicKey,
+    pub counterparty: PublicKey,
+    pub terms: Terms,
+    pub starts_at_ms: u64,
+    pub ends_at_ms: Option<u64>,
+    pub accepted: bool,
+}
+impl Agreement {
+    pub fn in_force(&self, from_ms: u64, to_ms: u64) -> bool {
+        self.accepted && self.starts_at_ms < to_ms && self.ends_at_ms.is_none_or(|end| end > from_ms)
+    }
+}
+impl Encode for Agreement {
+    fn encode(&self, w: &mut Writer) {
+        self.proposer.encode(w);
+        self.counterparty.encode(w);
+        match &self.terms {
+            Terms::FixedFee { payer, amount } => {
+                w.u8(1);
+                payer.encode(w);
+                amount.encode(w);
+            }
+            Terms::RateOverride { referral_rate, home_rate } => {
+                w.u8(2);
+                w.option(referral_rate);
+                w.option(home_rate);
+            }
+        }
+        w.u64(self.starts_at_ms);
+        w.option(&self.ends_at_ms);
+        w.bool(self.accepted);
+    }
+}
+impl Decode for Agreement {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Agreement {
+            proposer: PublicKey::decode(r)?,
+            counterparty: PublicKey::decode(r)?,
+            terms: match r.u8()? {
+                1 => Terms::FixedFee { payer: PublicKey::decode(r)?, amount: Amount::decode(r)? },
+                2 => Terms::RateOverride { referral_rate: r.option("referral_rate")?, home_rate: r.option("home_rate")? },
+                tag => return Err(DecodeError::InvalidTag { what: "agreement terms", tag }),
+            },
+            starts_at_ms: r.u64()?,
+            ends_at_ms: r.option("ends_at")?,
+            accepted: r.bool("accepted")?,
+        })
+    }
+}
+
+/// Per-party money, in cents (u128: sums of many amounts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Balance {
+    /// Pending items owed to the party (not yet locked; on hold when the party is held).
+    pub pending_in: u128,
+    /// Pending items the party owes.
+    pub pending_out: u128,
+    /// Stated in a statement's payment plan, not yet confirmed paid, owed to the party.
+    pub locked_in: u128,
+    /// Stated, not yet confirmed, owed by the party.
+    pub locked_out: u128,
+    pub paid_in: u128,
+    pub paid_out: u128,
+}
+fn u128_enc(w: &mut Writer, v: u128) {
+    w.raw(&v.to_be_bytes());
+}
+fn u128_dec(r: &mut Reader<'_>) -> Result<u128, DecodeError> {
+    Ok(u128::from_be_bytes(r.array()?))
+}
+pub(crate) fn encode_u128(w: &mut Writer, v: u128) {
+    u128_enc(w, v);
+}
+pub(crate) fn decode_u128(r: &mut Reader<'_>) -> Result<u128, DecodeError> {
+    u128_dec(r)
+}
+impl Encode for Balance {
+    fn encode(&self, w: &mut Writer) {
+        for v in [self.pending_in, self.pending_out, self.locked_in, self.locked_out, self.paid_in, self.paid_out] {
+            u128_enc(w, v);
+        }
+    }
+}
+impl Decode for Balance {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Balance {
+            pending_in: u128_dec(r)?,
+            pending_out: u128_dec(r)?,
+            locked_in: u128_dec(r)?,
+            locked_out: u128_dec(r)?,
+            paid_in: u128_dec(r)?,
+            paid_out: u128_dec(r)?,
+        })
+    }
+}
+
+/// S11: the referred gross and the refunded amount of a referring party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReferrerStats {
+    pub referred: u128,
+    pub refunded: u128,
+}
+impl Encode for ReferrerStats {
+    fn encode(&self, w: &mut Writer) {
+        u128_enc(w, self.referred);
+        u128_enc(w, self.refunded);
+    }
+}
+impl Decode for ReferrerStats {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ReferrerStats { referred: u128_dec(r)?, refunded: u128_dec(r)? })
+    }
+}
+
+/// A transfer of a statement's payment plan and what is still unconfirmed of it (S10, S12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Obligation {
+    pub payer: Party,
+    pub payee: Party,
+    pub amount: u128,
+    pub outstanding: u128,
+}
+impl Encode for Obligation {
+    fn encode(&self, w: &mut Writer) {
+        self.payer.encode(w);
+        self.payee.encode(w);
+        u128_enc(w, self.amount);
+        u128_enc(w, self.outstanding);
+    }
+}
+impl Decode for Obligation {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Obligation { payer: Party::decode(r)?, payee: Party::decode(r)?, amount: u128_dec(r)?, outstanding: u128_dec(r)? })
+    }
+}
+
+/// What the state keeps of a closed period: the full statement goes to the node's store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementSummary {
+    pub hash: Hash,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub nets: Vec<(Party, i128)>,
+    pub obligations: Vec<Obligation>,
+}
+impl Encode for StatementSummary {
+    fn encode(&self, w: &mut Writer) {
+        self.hash.encode(w);
+        w.u64(self.start_ms);
+        w.u64(self.end_ms);
+        w.u32(self.nets.len() as u32);
+        for (p, n) in &self.nets {
+            p.encode(w);
+            w.raw(&n.to_be_bytes());
+        }
+        w.seq(&self.obligations);
+    }
+}
+impl Decode for StatementSummary {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let hash = Hash::decode(r)?;
+        let start_ms = r.u64()?;
+        let end_ms = r.u64()?;
+        let n = r.len("nets", LIST_MAX)?;
+        let mut nets = Vec::with_capacity(n.min(r.remaining()));
+        for _ in 0..n {
+            nets.push((Party::decode(r)?, i128::from_be_bytes(r.array()?)));
+        }
+        Ok(StatementSummary { hash, start_ms, end_ms, nets, obligations: r.seq("obligations", LIST_MAX)? })
+    }
+}
+
+/// A rolled-over transfer carried into the next statement (S10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carry {
+    pub debtor: Party,
+    pub creditor: Party,
+    pub amount: u128,
+    /// The statement it was rolled over from.
+    pub from_statement: Hash,
+}
+impl Encode for Carry {
+    fn encode(&self, w: &mut Writer) {
+        self.debtor.encode(w);
+        self.creditor.encode(w);
+        u128_enc(w, self.amount);
+        self.from_statement.encode(w);
+    }
+}
+impl Decode for Carry {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Carry { debtor: Party::decode(r)?, creditor: Party::decode(r)?, amount: u128_dec(r)?, from_statement: Hash::decode(r)? })
+    }
+}
+
+/// A validator change waiting for the next period boundary (§4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidatorChange {
+    Add { merchant: PublicKey, network_key: PublicKey },
+    Remove { merchant: PublicKey },
+}
+impl Encode for ValidatorChange {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            ValidatorChange::Add { merchant, network_key } => {
+                w.u8(1);
+                merchant.encode(w);
+                network_key.encode(w);
+            }
+            ValidatorChange::Remove { merchant } => {
+                w.u8(2);
+                merchant.encode(w);
+            }
+        }
+    }
+}
+impl Decode for ValidatorChange {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(ValidatorChange::Add { merchant: PublicKey::decode(r)?, network_key: PublicKey::decode(r)? }),
+            2 => Ok(ValidatorChange::Remove { merchant: PublicKey::decode(r)? }),
+            tag => Err(DecodeError::InvalidTag { what: "validator change", tag }),
+        }
+    }
+}
+
+/// A unit value for set-like tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unit;
+impl Encode for Unit {
+    fn encode(&self, _w: &mut Writer) {}
+}
+impl Decode for Unit {
+    fn decode(_r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Unit)
+    }
+}
+
+/// Helper so `Hash` values can be table values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashValue(pub Hash);
+impl Encode for HashValue {
+    fn encode(&self, w: &mut Writer) {
+        self.0.encode(w);
+    }
+}
+impl Decode for HashValue {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(HashValue(Hash::decode(r)?))
+    }
+}
