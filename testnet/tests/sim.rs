@@ -1,0 +1,58 @@
+//! The simulator's own tests: determinism, the seeded CI batch, and that it catches bugs.
+
+use plaza_consensus::InjectedBugs;
+use plaza_testnet::sim::{run, run_seeds, SimOptions};
+
+#[test]
+fn a_seed_replays_exactly() {
+    let options = SimOptions::default();
+    for seed in [3, 17] {
+        let first = run(seed, &options);
+        let second = run(seed, &options);
+        assert_eq!(first.trace_hash, second.trace_hash, "seed {seed} did not replay identically");
+        assert_eq!(first.finalized_height_min, second.finalized_height_min);
+    }
+    assert_ne!(run(3, &options).trace_hash, run(4, &options).trace_hash, "different seeds, different runs");
+}
+
+#[test]
+fn a_calm_cluster_finalizes_steadily() {
+    let options = SimOptions { byzantine: false, network_faults: false, validator_counts: vec![4, 7], ..SimOptions::default() };
+    for seed in 0..4 {
+        let report = run(seed, &options);
+        assert!(report.passed(), "{}: {:?}", report.scenario, report.violations);
+        assert!(report.finalized_height_min >= 20, "{}: only {} blocks", report.scenario, report.finalized_height_min);
+    }
+}
+
+/// The CI batch: at least 1,000 seeds with mixed n and faults (PLAZA_SIM_SEEDS overrides).
+#[test]
+fn thousand_seeds_with_faults_are_safe_and_live() {
+    let seeds: u64 = std::env::var("PLAZA_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
+    let summary = run_seeds(&SimOptions::default(), 0..seeds, false);
+    eprintln!("{summary}");
+    assert_eq!(summary.runs, seeds);
+    assert!(summary.passed(), "{summary}");
+    assert!(summary.finalized_blocks > seeds * 5, "the cluster barely made progress: {summary}");
+}
+
+/// Each known bug is caught within a bounded number of seeds: the simulator can fail.
+#[test]
+fn injected_bugs_are_caught() {
+    let bugs = [
+        ("quorum of 2f", InjectedBugs { quorum_too_small: true, ..InjectedBugs::default() }),
+        ("finalize without notarization", InjectedBugs { finalize_without_notarization: true, ..InjectedBugs::default() }),
+        ("forgotten vote log", InjectedBugs { forget_vote_log: true, ..InjectedBugs::default() }),
+    ];
+    for (name, bugs) in bugs {
+        let options = SimOptions { bugs, ..SimOptions::default() };
+        let caught = (0..BUG_SEEDS_MAX).find_map(|seed| {
+            let report = run(seed, &options);
+            (!report.passed()).then_some((seed, report.violations))
+        });
+        let (seed, violations) = caught.unwrap_or_else(|| panic!("bug `{name}` survived {BUG_SEEDS_MAX} seeds"));
+        eprintln!("bug `{name}` caught at seed {seed}: {}", violations[0]);
+    }
+}
+
+const BUG_SEEDS_MAX: u64 = 200;
