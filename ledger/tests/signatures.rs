@@ -1,0 +1,128 @@
+//! The signature-acceptance rule (docs/FORMAT.md §3) against published edge cases, and batch
+//! verification agreeing with single verification.
+
+use plaza_ledger::keys::{verify_batch, BatchItem, KeyError, PublicKey, Signature, SignatureError};
+use plaza_ledger::Keypair;
+use proptest::prelude::*;
+
+#[derive(serde::Deserialize)]
+struct Case {
+    message: String,
+    pub_key: String,
+    signature: String,
+}
+
+fn cases() -> Vec<(Vec<u8>, [u8; 32], Signature)> {
+    let text = include_str!("data/ed25519_speccheck_cases.json");
+    let cases: Vec<Case> = serde_json::from_str(text).expect("vector file parses");
+    cases
+        .into_iter()
+        .map(|c| {
+            let key: [u8; 32] = hex::decode(c.pub_key).expect("hex").try_into().expect("32 bytes");
+            let sig: [u8; 64] = hex::decode(c.signature).expect("hex").try_into().expect("64 bytes");
+            (hex::decode(c.message).expect("hex"), key, Signature(sig))
+        })
+        .collect()
+}
+
+/// The published vectors are raw ed25519 over the message, so they are checked with an empty
+/// domain, through the same code path as every Plaza signature.
+const NO_DOMAIN: &[u8] = b"";
+
+#[test]
+fn every_speccheck_vector_is_rejected_single_and_batch() {
+    let cases = cases();
+    assert_eq!(cases.len(), 10, "the ten published vectors");
+    // Vectors 0–5 and 8–9 use small- or mixed-order keys: such keys never enter at all.
+    // Vectors 6–7 have a prime-order key and S ≥ ℓ.
+    for (i, (message, key, sig)) in cases.iter().enumerate() {
+        match PublicKey::from_bytes(key) {
+            Err(e) => {
+                assert!(matches!(i, 0..=5 | 8 | 9), "vector {i}: key unexpectedly rejected: {e}");
+                assert_eq!(e, KeyError::Weak, "vector {i}");
+            }
+            Ok(pk) => {
+                assert!(matches!(i, 6 | 7), "vector {i}: key unexpectedly accepted");
+                assert_eq!(pk.verify(NO_DOMAIN, message, sig), Err(SignatureError::NonCanonicalS), "vector {i}");
+                let batch = verify_batch(&[BatchItem { key: &pk, domain: NO_DOMAIN, message, signature: sig }]);
+                assert_eq!(batch, vec![false], "vector {i}: batch must agree with single");
+            }
+        }
+    }
+}
+
+#[test]
+fn non_canonical_r_of_vectors_8_and_9_is_rejected_under_a_prime_order_key() {
+    let cases = cases();
+    let pk = Keypair::from_seed(b"prime order").public();
+    for i in [8, 9] {
+        let (message, _, sig) = &cases[i];
+        assert_eq!(pk.verify(NO_DOMAIN, message, sig), Err(SignatureError::NonCanonicalR), "vector {i}");
+        let batch = verify_batch(&[BatchItem { key: &pk, domain: NO_DOMAIN, message, signature: sig }]);
+        assert_eq!(batch, vec![false]);
+    }
+}
+
+#[test]
+fn a_valid_signature_passes_alone_and_in_a_batch_with_bad_ones() {
+    let kp = Keypair::from_seed(b"signer");
+    let pk = kp.public();
+    let good = kp.sign(NO_DOMAIN, b"message");
+    assert!(pk.verify(NO_DOMAIN, b"message", &good).is_ok());
+    // Vectors 6–7 have prime-order keys with bad signatures; 8–9's R under our key: mix them in.
+    let cases = cases();
+    let v6 = PublicKey::from_bytes(&cases[6].1).expect("prime order");
+    let v7 = PublicKey::from_bytes(&cases[7].1).expect("prime order");
+    let items = vec![
+        BatchItem { key: &pk, domain: NO_DOMAIN, message: b"message", signature: &good },
+        BatchItem { key: &v6, domain: NO_DOMAIN, message: &cases[6].0, signature: &cases[6].2 },
+        BatchItem { key: &pk, domain: NO_DOMAIN, message: &cases[8].0, signature: &cases[8].2 },
+        BatchItem { key: &pk, domain: NO_DOMAIN, message: b"message", signature: &good },
+        BatchItem { key: &v7, domain: NO_DOMAIN, message: &cases[7].0, signature: &cases[7].2 },
+    ];
+    assert_eq!(verify_batch(&items), vec![true, false, false, true, false]);
+}
+
+#[test]
+fn non_canonical_s_is_rejected() {
+    let kp = Keypair::from_seed(b"signer");
+    let mut sig = kp.sign(NO_DOMAIN, b"m");
+    // Add ℓ to S: same value mod ℓ, a second encoding of one signature.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0x10,
+    ];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(sig.0[32 + i]) + u16::from(L[i]) + carry;
+        sig.0[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    assert!(kp.public().verify(NO_DOMAIN, b"m", &sig).is_err());
+    let batch = verify_batch(&[BatchItem { key: &kp.public(), domain: NO_DOMAIN, message: b"m", signature: &sig }]);
+    assert_eq!(batch, vec![false]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Batch verification answers exactly what single verification answers, item by item.
+    #[test]
+    fn batch_agrees_with_single(n in 1usize..12, corrupt in proptest::collection::vec(any::<(bool, u8, u8)>(), 12)) {
+        let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(&[i as u8])).collect();
+        let publics: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
+        let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; i + 1]).collect();
+        let mut sigs: Vec<Signature> = keys.iter().zip(&messages).map(|(k, m)| k.sign(b"d", m)).collect();
+        for (i, sig) in sigs.iter_mut().enumerate() {
+            let (flip, byte, bit) = corrupt[i];
+            if flip {
+                sig.0[usize::from(byte) % 64] ^= 1 << (bit % 8);
+            }
+        }
+        let items: Vec<BatchItem<'_>> = (0..n)
+            .map(|i| BatchItem { key: &publics[i], domain: b"d", message: &messages[i], signature: &sigs[i] })
+            .collect();
+        let single: Vec<bool> = (0..n).map(|i| publics[i].verify(b"d", &messages[i], &sigs[i]).is_ok()).collect();
+        prop_assert_eq!(verify_batch(&items), single);
+    }
+}
