@@ -1,0 +1,100 @@
+//! The architecture invariants of docs/ARCHITECTURE.md that a machine can check.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the ledger crate sits in the workspace").to_owned()
+}
+
+fn manifest(krate: &str) -> toml::Table {
+    let text = std::fs::read_to_string(workspace().join(krate).join("Cargo.toml")).expect("crate manifest");
+    text.parse().expect("manifest parses")
+}
+
+/// The plaza crates a crate depends on (normal dependencies only).
+fn plaza_dependencies(krate: &str) -> Vec<String> {
+    let m = manifest(krate);
+    let mut deps: Vec<String> = m
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|t| t.keys().filter(|k| k.starts_with("plaza-")).cloned().collect())
+        .unwrap_or_default();
+    deps.sort();
+    deps
+}
+
+fn dependencies(krate: &str) -> Vec<String> {
+    let m = manifest(krate);
+    m.get("dependencies").and_then(|d| d.as_table()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+}
+
+#[test]
+fn crate_graph_follows_the_design() {
+    assert_eq!(plaza_dependencies("ledger"), Vec::<String>::new());
+    assert_eq!(plaza_dependencies("consensus"), vec!["plaza-ledger"]);
+    assert_eq!(plaza_dependencies("node"), vec!["plaza-consensus", "plaza-ledger"]);
+}
+
+#[test]
+fn pure_crates_pull_in_no_io() {
+    for krate in ["ledger", "consensus"] {
+        for dep in dependencies(krate) {
+            assert!(
+                !["tokio", "libp2p", "axum", "tracing-subscriber"].contains(&dep.as_str()),
+                "{krate} must not depend on {dep}"
+            );
+        }
+    }
+    // RocksDB only behind the ledger's `store` feature.
+    let m = manifest("ledger");
+    let rocksdb = m["dependencies"]["rocksdb"].as_table().expect("rocksdb entry");
+    assert_eq!(rocksdb.get("optional").and_then(|v| v.as_bool()), Some(true));
+    let consensus = manifest("consensus");
+    let ledger_dep = &consensus["dependencies"]["plaza-ledger"];
+    assert!(ledger_dep.get("features").is_none(), "consensus uses the ledger without the store");
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("source dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Clocks, randomness and hash maps never appear in consensus or the contract. The contract's
+/// set of seen record ids (membership only, sorted before encoding) is the one exception.
+#[test]
+fn deterministic_code_uses_no_clock_randomness_or_hash_maps() {
+    let banned = ["SystemTime", "Instant", "rand::", "thread_rng", "HashMap", "HashSet", "std::fs", "std::net", "tokio"];
+    let allowed = ["use std::collections::{BTreeSet, HashSet};", "seen: HashSet<Hash>,", "seen: HashSet::new(),"];
+    let mut offences = Vec::new();
+    for dir in ["consensus/src", "ledger/src/contract"] {
+        let files = rust_files(&workspace().join(dir));
+        assert!(!files.is_empty(), "{dir} has sources");
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("source");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if allowed.iter().any(|a| line.trim() == *a) {
+                    continue;
+                }
+                for word in banned {
+                    if code.contains(word) {
+                        offences.push(format!("{}:{}: {word}", file.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "nondeterminism in pure code:\n{}", offences.join("\n"));
+}
