@@ -9,6 +9,7 @@
 //! Architecture invariant: nothing here but `store` does I/O other than reading and writing
 //! key files; nothing reads a clock or uses randomness except key generation.
 
+pub mod audit;
 pub mod block;
 pub mod cert;
 pub mod codec;
@@ -21,6 +22,8 @@ pub mod money;
 pub mod policy;
 pub mod receipt;
 pub mod record;
+#[cfg(feature = "store")]
+pub mod store;
 
 pub use hash::Hash;
 pub use keys::{Keypair, PublicKey, Signature};

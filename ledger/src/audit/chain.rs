@@ -1,0 +1,202 @@
+//! A deterministic chain builder for tests and benchmarks: no node, no consensus.
+//!
+//! Members and validators are derived from seeds; every block is executed through the
+//! settlement contract (so receipts, statements and state roots are the real ones) and
+//! finalized by a certificate signed by every validator of the set in force. The same
+//! arguments always give the same chain, byte for byte.
+
+use std::collections::BTreeMap;
+
+use crate::audit::BlockEntry;
+use crate::block::{Block, BlockHeader, FinalizedBlock};
+use crate::cert::{Certificate, Validator, ValidatorSet, VoteTarget};
+use crate::contract::{InvalidBlock, State};
+use crate::genesis::{Genesis, Named};
+use crate::hash::Hash;
+use crate::keys::{Keypair, PublicKey};
+use crate::money::Amount;
+use crate::policy::Policy;
+use crate::record::{CardId, MerchantProfile, Payload, Record, RecordBody};
+
+/// 2026-11-23 00:00 at UTC+8: period 0 is that local day.
+pub const GENESIS_TIME_MS: u64 = 1_795_363_200_000;
+const CATEGORIES: [&str; 4] = ["education", "fitness", "grocery", "restaurant"];
+
+/// The merchant key of member `i` (also its validator key when it validates).
+pub fn member_key(i: usize) -> Keypair {
+    Keypair::from_seed(format!("plaza-audit/member/{i}").as_bytes())
+}
+fn network_key(i: usize) -> Keypair {
+    Keypair::from_seed(format!("plaza-audit/network/{i}").as_bytes())
+}
+
+/// Builds a chain block by block.
+pub struct ChainBuilder {
+    genesis: Genesis,
+    alliance: Hash,
+    /// Member keys by public key (the validators are among them).
+    keys: BTreeMap<PublicKey, Keypair>,
+    members: Vec<PublicKey>,
+    state: State,
+    parent: Hash,
+    height: u64,
+    time_ms: u64,
+    next_order: u64,
+}
+
+impl ChainBuilder {
+    /// An alliance of `members` merchants whose first `validators` (in seed order) validate.
+    pub fn new(members: usize, validators: usize) -> ChainBuilder {
+        assert!(validators >= 1 && validators <= members, "1 ≤ validators ≤ members");
+        let mut profiles = Vec::new();
+        let mut keys = BTreeMap::new();
+        let mut order = Vec::new();
+        let mut set = Vec::new();
+        for i in 0..members {
+            let key = member_key(i);
+            let net = network_key(i).public();
+            profiles.push(MerchantProfile {
+                key: key.public(),
+                name: format!("merchant-{i}"),
+                category: CATEGORIES[i % CATEGORIES.len()].to_owned(),
+                district: "riverside".to_owned(),
+                latitude_e6: 31_230_416,
+                longitude_e6: 121_473_701,
+                network_key: Some(net),
+            });
+            if i < validators {
+                set.push(Validator { key: key.public(), network_key: net });
+            }
+            order.push(key.public());
+            keys.insert(key.public(), key);
+        }
+        profiles.sort_by_key(|p| p.key);
+        let genesis = Genesis {
+            name: "Audit Test Alliance".into(),
+            currency: "CNY".into(),
+            utc_offset_minutes: 480,
+            time_ms: GENESIS_TIME_MS,
+            categories: CATEGORIES.iter().map(|c| Named { code: (*c).into(), name: (*c).into() }).collect(),
+            districts: vec![Named { code: "riverside".into(), name: "Riverside".into() }],
+            members: profiles,
+            validators: ValidatorSet::new(set).expect("seeded validator keys are distinct"),
+            policy: Policy::default_v1(GENESIS_TIME_MS),
+        };
+        let alliance = genesis.alliance_id();
+        let state = State::from_genesis(&genesis);
+        ChainBuilder { genesis, alliance, keys, members: order, state, parent: alliance, height: 0, time_ms: GENESIS_TIME_MS, next_order: 0 }
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+    pub fn alliance(&self) -> Hash {
+        self.alliance
+    }
+    /// The public key of member `i` (seed order).
+    pub fn member(&self, i: usize) -> PublicKey {
+        self.members[i]
+    }
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+    /// The state after the last block built.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+    /// The time the next block will carry.
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+    /// Moves block time forward (e.g. past a period boundary).
+    pub fn advance(&mut self, ms: u64) {
+        self.time_ms += ms;
+    }
+
+    /// A record signed by member `i`, created at the next block's time.
+    pub fn record(&self, i: usize, payload: Payload) -> Record {
+        let key = &self.keys[&self.members[i]];
+        Record::sign(RecordBody { alliance: self.alliance, signer: key.public(), created_at_ms: self.time_ms, payload }, key)
+    }
+
+    /// `n` sales spread over the members: every tenth with a card issued by the seller's
+    /// neighbour (so home-merchant shares and points reach the statements), each with a fresh
+    /// order id. Cards are issued on first use, in the same block.
+    pub fn sales(&mut self, n: usize) -> Vec<Record> {
+        let mut records = Vec::with_capacity(n + n / 10 + 1);
+        for _ in 0..n {
+            let k = self.next_order;
+            self.next_order += 1;
+            let seller = (k as usize) % self.members.len();
+            let cents = 1_000 + (k % 50_000);
+            let amount = Amount::from_cents(cents).expect("small amounts are valid");
+            let card = if k.is_multiple_of(10) {
+                // One card per sale: far from the per-hour sales limit (S11).
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&k.to_be_bytes());
+                let card = CardId(id);
+                let home = (seller + 1) % self.members.len();
+                records.push(self.record(home, Payload::IssueCard { card }));
+                Some(card)
+            } else {
+                None
+            };
+            records.push(self.record(
+                seller,
+                Payload::Sale {
+                    order: format!("order-{k}"),
+                    gross: amount,
+                    base: amount,
+                    card,
+                    referral_code: None,
+                    coupon_codes: Vec::new(),
+                    points_redeemed: 0,
+                },
+            ));
+        }
+        records
+    }
+
+    /// Executes `records` as the next block, finalizes it with a certificate of every
+    /// validator in force, and returns it with its receipts and statement.
+    #[allow(clippy::result_large_err)]
+    pub fn push(&mut self, records: Vec<Record>) -> Result<BlockEntry, InvalidBlock> {
+        let set = self.state.validator_set().clone();
+        let outcome = self.state.apply_block(self.time_ms, &records)?;
+        self.height += 1;
+        let view = self.height;
+        let header = BlockHeader {
+            height: self.height,
+            view,
+            parent: self.parent,
+            time_ms: self.time_ms,
+            proposer: set.validators()[(view % set.len() as u64) as usize].key,
+            records_root: Block::compute_records_root(&records),
+            receipts_root: Block::compute_receipts_root(&outcome.receipts),
+            state_root: outcome.state_root,
+            validator_set_hash: set.hash(),
+            statement_hash: outcome.statement.as_ref().map(|s| s.hash()),
+        };
+        let block = Block { header, records };
+        let certificate = self.certify(&set, VoteTarget::finalize(view, block.id()));
+        self.parent = block.id();
+        self.time_ms += 1;
+        Ok(BlockEntry { block: FinalizedBlock { block, certificate }, receipts: outcome.receipts, statement: outcome.statement })
+    }
+
+    /// A certificate on `target` signed by every validator of `set` whose key this builder holds.
+    pub fn certify(&self, set: &ValidatorSet, target: VoteTarget) -> Certificate {
+        let votes = set.validators().iter().filter_map(|v| self.keys.get(&v.key)).map(|k| target.sign(&self.alliance, k));
+        Certificate::from_votes(target, votes)
+    }
+
+    /// The network key member `i` was given (for governance records adding validators).
+    pub fn network_key(&self, i: usize) -> PublicKey {
+        network_key(i).public()
+    }
+
+    /// Signs with member `i`'s key (for tests that forge things).
+    pub fn keypair(&self, i: usize) -> &Keypair {
+        &self.keys[&self.members[i]]
+    }
+}

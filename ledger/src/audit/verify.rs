@@ -1,0 +1,593 @@
+//! Full-chain verification (DESIGN §6): what `plaza verify` runs.
+//!
+//! Blocks go through two stages. The parallel stage decodes blocks (when given bytes) and
+//! checks every record and certificate signature, batched, on all cores; it needs no state.
+//! The sequential stage walks the blocks in order: height, parent link, the validator set in
+//! force, stateless record rules, the records root, re-execution through the settlement
+//! contract (receipts, receipts root, statement, statement hash, state root) and finally the
+//! certificate (finalize, names this block, quorum of distinct validators of the set in force,
+//! signatures). The two stages overlap: while one window of blocks is re-executed, the next
+//! window's signatures are checked.
+//!
+//! Verification stops at the first divergence: everything after it would be built on a
+//! state that is already wrong.
+
+use std::thread;
+
+use crate::audit::{BlockEntry, Check, Failure};
+use crate::block::{Block, BlockHeader};
+use crate::cert::{Certificate, CertificateError, ValidatorSet, VoteKind};
+use crate::codec::Decode;
+use crate::contract::{State, Statement};
+use crate::genesis::Genesis;
+use crate::hash::Hash;
+use crate::keys::{self, domain, BatchItem, PublicKey, Signature};
+use crate::receipt::Receipt;
+
+/// Signatures handed to one `keys::verify_batch` call.
+pub const BATCH_SIGNATURES: usize = 256;
+
+/// How the verifier runs.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Threads for the parallel stage (signature checks, decoding).
+    pub threads: usize,
+    /// Records (roughly) per pipeline window.
+    pub window_records: usize,
+    /// Blocks per pipeline window, at most.
+    pub window_blocks: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions { threads: default_threads(), window_records: 32_768, window_blocks: 4096 }
+    }
+}
+
+/// All cores.
+pub fn default_threads() -> usize {
+    thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Where the chain starts.
+pub enum Start {
+    /// From genesis: everything is recomputed.
+    Genesis,
+    /// From a checkpoint: the state after block `header.height`, trusted (the state root is
+    /// chained, so a snapshot cannot be proven from the header). The auditor must compare
+    /// the checkpoint's block id with one they verified themselves.
+    Checkpoint(Box<Checkpoint>),
+}
+
+/// A trusted starting point for a partial chain.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub header: BlockHeader,
+    pub certificate: Certificate,
+    /// The set that certified `header`.
+    pub validators: ValidatorSet,
+    /// The state after `header`'s block.
+    pub state: State,
+}
+
+/// One item for the verifier: a decoded block, or its encoded bytes (decoded in parallel).
+#[allow(clippy::large_enum_variant)]
+pub enum Source {
+    Decoded(BlockEntry),
+    /// The encoding of a [`BlockEntry`] (docs/FORMAT.md, "Proofs and exports"); `at` says
+    /// where it came from, for error messages.
+    Encoded { bytes: Vec<u8>, at: String },
+}
+
+impl Source {
+    fn weight(&self) -> usize {
+        match self {
+            Source::Decoded(e) => e.block.block.records.len() + 1,
+            Source::Encoded { bytes, .. } => bytes.len() / 160 + 1,
+        }
+    }
+}
+
+impl From<BlockEntry> for Source {
+    fn from(entry: BlockEntry) -> Source {
+        Source::Decoded(entry)
+    }
+}
+
+/// Counts reported after each window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub blocks: u64,
+    pub records: u64,
+    pub height: u64,
+}
+
+/// A validator set and the first height it certified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Epoch {
+    pub from_height: u64,
+    pub set_hash: Hash,
+    pub validators: usize,
+}
+
+/// What was verified, and the first divergence if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub alliance: Hash,
+    /// 0 from genesis, else the checkpoint's height.
+    pub start_height: u64,
+    /// The alliance id from genesis, else the checkpoint's block id (trusted, not verified).
+    pub start_block: Hash,
+    pub blocks: u64,
+    pub records: u64,
+    /// Record and certificate signatures checked.
+    pub signatures: u64,
+    pub statements: u64,
+    /// The last block verified (height, id, state root); the start when none was.
+    pub tip_height: u64,
+    pub tip_id: Hash,
+    pub state_root: Hash,
+    /// Validator sets in force, in order: where each began certifying.
+    pub epochs: Vec<Epoch>,
+    pub failure: Option<Failure>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Verifies a chain from `genesis` (or a checkpoint) through `blocks`, which must be in
+/// height order. `Err` items (unreadable input) are reported as the failure at that point.
+pub fn verify_chain<I>(genesis: &Genesis, start: Start, blocks: I, options: &VerifyOptions, progress: &mut dyn FnMut(Progress)) -> Report
+where
+    I: IntoIterator<Item = Result<Source, Failure>>,
+{
+    let mut verifier = match Verifier::new(genesis, start) {
+        Ok(v) => v,
+        Err((report, failure)) => return Report { failure: Some(failure), ..*report },
+    };
+    let mut blocks = blocks.into_iter();
+    let mut exhausted = false;
+    let mut ready: Vec<Result<(BlockEntry, Vec<bool>), Failure>> = Vec::new();
+    let threads = options.threads.max(1);
+    loop {
+        let mut next = Vec::new();
+        let mut read_failure = None;
+        let mut weight = 0;
+        while !exhausted && weight < options.window_records && next.len() < options.window_blocks.max(1) {
+            match blocks.next() {
+                None => exhausted = true,
+                Some(Err(f)) => {
+                    read_failure = Some(f);
+                    exhausted = true;
+                }
+                Some(Ok(source)) => {
+                    weight += source.weight();
+                    next.push(source);
+                }
+            }
+        }
+        if ready.is_empty() && next.is_empty() && read_failure.is_none() {
+            break;
+        }
+        let alliance = verifier.alliance;
+        let (prepared, checked) = thread::scope(|s| {
+            let worker = s.spawn(move || prepare(&alliance, next, threads));
+            let checked = verifier.check_all(std::mem::take(&mut ready));
+            (worker.join(), checked)
+        });
+        if let Err(failure) = checked {
+            return verifier.finish(Some(failure));
+        }
+        progress(Progress { blocks: verifier.report.blocks, records: verifier.report.records, height: verifier.report.tip_height });
+        ready = match prepared {
+            Ok(p) => p,
+            Err(_) => {
+                let failure = Failure::new(Check::File, None, "verifier", "signature workers to finish", "a worker that panicked");
+                return verifier.finish(Some(failure));
+            }
+        };
+        if let Some(f) = read_failure {
+            ready.push(Err(f));
+        }
+    }
+    verifier.finish(None)
+}
+
+/// The parallel stage: decodes and checks the signatures of a window of blocks.
+fn prepare(alliance: &Hash, sources: Vec<Source>, threads: usize) -> Vec<Result<(BlockEntry, Vec<bool>), Failure>> {
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    // Contiguous groups of about equal weight, one per thread.
+    let total: usize = sources.iter().map(Source::weight).sum();
+    let per_thread = total.div_ceil(threads).max(1);
+    let mut groups: Vec<Vec<Source>> = Vec::new();
+    let mut current = Vec::new();
+    let mut weight = 0;
+    for source in sources {
+        weight += source.weight();
+        current.push(source);
+        if weight >= per_thread {
+            groups.push(std::mem::take(&mut current));
+            weight = 0;
+        }
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    if groups.len() == 1 {
+        return groups.pop().map(|g| prepare_group(alliance, g)).unwrap_or_default();
+    }
+    thread::scope(|s| {
+        let handles: Vec<_> = groups.into_iter().map(|g| s.spawn(move || prepare_group(alliance, g))).collect();
+        let mut out = Vec::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(_) => out.push(Err(Failure::new(Check::File, None, "verifier", "signature workers to finish", "a worker that panicked"))),
+            }
+        }
+        out
+    })
+}
+
+/// One signature to check.
+struct Job {
+    key: PublicKey,
+    domain: &'static [u8],
+    message: Vec<u8>,
+    signature: Signature,
+}
+
+fn jobs_of(alliance: &Hash, entry: &BlockEntry, jobs: &mut Vec<Job>) {
+    for record in &entry.block.block.records {
+        jobs.push(Job { key: *record.signer(), domain: domain::RECORD, message: record.signing_bytes(), signature: *record.signature() });
+    }
+    let message = entry.block.certificate.target.signing_bytes(alliance);
+    for (key, signature) in &entry.block.certificate.signatures {
+        jobs.push(Job { key: *key, domain: domain::VOTE, message: message.clone(), signature: *signature });
+    }
+}
+
+/// Checks signatures with `keys::verify_batch`, in batches, on the calling thread.
+fn check_jobs(jobs: &[Job]) -> Vec<bool> {
+    let mut accepted = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(BATCH_SIGNATURES) {
+        let items: Vec<BatchItem<'_>> =
+            chunk.iter().map(|j| BatchItem { key: &j.key, domain: j.domain, message: &j.message, signature: &j.signature }).collect();
+        accepted.extend(keys::verify_batch(&items));
+    }
+    accepted
+}
+
+fn prepare_group(alliance: &Hash, sources: Vec<Source>) -> Vec<Result<(BlockEntry, Vec<bool>), Failure>> {
+    let mut decoded: Vec<Result<BlockEntry, Failure>> = Vec::with_capacity(sources.len());
+    for source in sources {
+        decoded.push(match source {
+            Source::Decoded(entry) => Ok(entry),
+            Source::Encoded { bytes, at } => BlockEntry::from_bytes(&bytes, crate::audit::export::FRAME_BYTES_MAX)
+                .map_err(|e| Failure::new(Check::File, None, at, "a block entry in the canonical encoding", e.to_string())),
+        });
+    }
+    let mut jobs = Vec::new();
+    let mut counts = Vec::with_capacity(decoded.len());
+    for entry in decoded.iter().flatten() {
+        let before = jobs.len();
+        jobs_of(alliance, entry, &mut jobs);
+        counts.push(jobs.len() - before);
+    }
+    let mut accepted = check_jobs(&jobs).into_iter();
+    let mut counts = counts.into_iter();
+    decoded
+        .into_iter()
+        .map(|d| {
+            d.map(|entry| {
+                let n = counts.next().unwrap_or(0);
+                let sigs: Vec<bool> = accepted.by_ref().take(n).collect();
+                (entry, sigs)
+            })
+        })
+        .collect()
+}
+
+struct Verifier {
+    alliance: Hash,
+    state: State,
+    /// The set that certifies the next block.
+    set: ValidatorSet,
+    report: Report,
+}
+
+impl Verifier {
+    #[allow(clippy::result_large_err)]
+    fn new(genesis: &Genesis, start: Start) -> Result<Verifier, (Box<Report>, Failure)> {
+        let alliance = genesis.alliance_id();
+        let empty = |start_height: u64, start_block: Hash| Report {
+            alliance,
+            start_height,
+            start_block,
+            blocks: 0,
+            records: 0,
+            signatures: 0,
+            statements: 0,
+            tip_height: start_height,
+            tip_id: start_block,
+            state_root: Hash::ZERO,
+            epochs: Vec::new(),
+            failure: None,
+        };
+        match start {
+            Start::Genesis => {
+                let state = State::from_genesis(genesis);
+                let set = genesis.validators.clone();
+                let mut report = empty(0, alliance);
+                report.state_root = state.state_root();
+                Ok(Verifier { alliance, state, set, report })
+            }
+            Start::Checkpoint(c) => {
+                let id = c.header.id();
+                let report = empty(c.header.height, id);
+                let fail = |item: &str, expected: String, found: String| {
+                    Err((Box::new(report.clone()), Failure::at(Check::Start, c.header.height, format!("checkpoint {item}"), expected, found)))
+                };
+                if c.state.alliance_id() != alliance {
+                    return fail("alliance", alliance.to_string(), c.state.alliance_id().to_string());
+                }
+                if c.state.state_root() != c.header.state_root {
+                    return fail("state root", c.header.state_root.to_string(), c.state.state_root().to_string());
+                }
+                if c.validators.hash() != c.header.validator_set_hash {
+                    return fail("validator set", c.header.validator_set_hash.to_string(), c.validators.hash().to_string());
+                }
+                if c.certificate.target.kind != VoteKind::Finalize || c.certificate.target.block != id {
+                    return fail("certificate", format!("a finalize certificate naming {id}"), describe_target(&c.certificate));
+                }
+                if let Err(e) = c.certificate.verify(&alliance, &c.validators) {
+                    return fail("certificate", "a quorum of valid validator signatures".into(), e.to_string());
+                }
+                let set = c.state.validator_set().clone();
+                let mut report = report;
+                report.state_root = c.state.state_root();
+                let state = c.state;
+                Ok(Verifier { alliance, state, set, report })
+            }
+        }
+    }
+
+    fn finish(mut self, failure: Option<Failure>) -> Report {
+        self.report.failure = failure;
+        self.report
+    }
+
+    fn check_all(&mut self, window: Vec<Result<(BlockEntry, Vec<bool>), Failure>>) -> Result<(), Failure> {
+        for item in window {
+            let (entry, sigs) = item.map_err(|mut f| {
+                if f.height.is_none() {
+                    f.item = format!("{} (after height {})", f.item, self.report.tip_height);
+                }
+                f
+            })?;
+            self.check(&entry, &sigs)?;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, entry: &BlockEntry, sigs: &[bool]) -> Result<(), Failure> {
+        let block = &entry.block.block;
+        let header = &block.header;
+        let expected_height = self.report.tip_height + 1;
+        let h = header.height;
+        if h != expected_height {
+            let what = if h > expected_height { "a gap: blocks are missing" } else { "a height repeated or out of order" };
+            return Err(Failure::at(Check::Height, h, "block header", format!("height {expected_height}"), format!("height {h} ({what})")));
+        }
+        if header.parent != self.report.tip_id {
+            return Err(Failure::at(
+                Check::ParentLink,
+                h,
+                "block header parent",
+                format!("{} (the id of block {})", self.report.tip_id, self.report.tip_height),
+                header.parent.to_string(),
+            ));
+        }
+        if header.validator_set_hash != self.set.hash() {
+            return Err(Failure::at(
+                Check::ValidatorSet,
+                h,
+                "block header validator-set hash",
+                format!("{} (the set in force from genesis and governance, {} validators)", self.set.hash(), self.set.len()),
+                format!("{} (a validator set no vote put in force)", header.validator_set_hash),
+            ));
+        }
+        for (i, record) in block.records.iter().enumerate() {
+            if let Err(e) = record.check_without_signature(&self.alliance) {
+                return Err(Failure::at(Check::Record, h, format!("record {i} ({})", record.id()), "a record that meets the stateless rules", e.to_string()));
+            }
+            if !sigs.get(i).copied().unwrap_or(false) {
+                return Err(Failure::at(
+                    Check::RecordSignature,
+                    h,
+                    format!("record {i} ({})", record.id()),
+                    format!("a valid signature by its signer {}", record.signer()),
+                    format!("signature {} that does not verify", record.signature().to_hex()),
+                ));
+            }
+        }
+        let records_root = Block::compute_records_root(&block.records);
+        if records_root != header.records_root {
+            return Err(Failure::at(
+                Check::RecordsRoot,
+                h,
+                format!("records root over {} records", block.records.len()),
+                format!("{} (in the header)", header.records_root),
+                format!("{records_root} (records changed, added, removed or reordered)"),
+            ));
+        }
+        let outcome = self.state.apply_block(header.time_ms, &block.records).map_err(|e| {
+            Failure::at(Check::Execution, h, "block", "a block the settlement contract accepts", e.to_string())
+        })?;
+        compare_receipts(h, &outcome.receipts, &entry.receipts)?;
+        let receipts_root = Block::compute_receipts_root(&outcome.receipts);
+        if receipts_root != header.receipts_root {
+            return Err(Failure::at(
+                Check::ReceiptsRoot,
+                h,
+                "receipts root",
+                format!("{receipts_root} (re-execution)"),
+                format!("{} (in the header)", header.receipts_root),
+            ));
+        }
+        compare_statements(h, outcome.statement.as_ref(), entry.statement.as_ref())?;
+        let statement_hash = outcome.statement.as_ref().map(Statement::hash);
+        if statement_hash != header.statement_hash {
+            let show = |s: Option<Hash>| s.map(|h| h.to_string()).unwrap_or_else(|| "no statement".into());
+            return Err(Failure::at(
+                Check::StatementHash,
+                h,
+                "statement hash",
+                format!("{} (re-execution)", show(statement_hash)),
+                format!("{} (in the header)", show(header.statement_hash)),
+            ));
+        }
+        if outcome.state_root != header.state_root {
+            return Err(Failure::at(
+                Check::StateRoot,
+                h,
+                "state root",
+                format!("{} (re-execution)", outcome.state_root),
+                format!("{} (in the header)", header.state_root),
+            ));
+        }
+        let id = block.id();
+        self.check_certificate(h, header, id, &entry.block.certificate, &sigs[block.records.len().min(sigs.len())..])?;
+        // The block holds: move on.
+        if self.report.epochs.last().map(|e| e.set_hash) != Some(header.validator_set_hash) {
+            self.report.epochs.push(Epoch { from_height: h, set_hash: header.validator_set_hash, validators: self.set.len() });
+        }
+        self.set = self.state.validator_set().clone();
+        self.report.blocks += 1;
+        self.report.records += block.records.len() as u64;
+        self.report.signatures += (block.records.len() + entry.block.certificate.signatures.len()) as u64;
+        self.report.statements += u64::from(outcome.statement.is_some());
+        self.report.tip_height = h;
+        self.report.tip_id = id;
+        self.report.state_root = outcome.state_root;
+        Ok(())
+    }
+
+    fn check_certificate(&self, h: u64, header: &BlockHeader, id: Hash, cert: &Certificate, sigs: &[bool]) -> Result<(), Failure> {
+        let target = cert.target;
+        if target.kind != VoteKind::Finalize || target.block != id || target.view != header.view {
+            return Err(Failure::at(
+                Check::Certificate,
+                h,
+                "certificate",
+                format!("a finalize certificate for view {} naming block {id}", header.view),
+                describe_target(cert),
+            ));
+        }
+        if let Err(e) = cert.check_signers(&self.set) {
+            let (expected, found) = match e {
+                CertificateError::TooFewSigners { found, needed } => {
+                    (format!("at least {needed} signers of the {} validators in force", self.set.len()), format!("{found} signers"))
+                }
+                CertificateError::DuplicateOrUnsorted(key) => {
+                    ("distinct signers in ascending key order".to_owned(), format!("signer {key} repeated or out of order"))
+                }
+                CertificateError::NotAValidator(key) => {
+                    (format!("signers from the validator set {} in force", self.set.hash()), format!("signer {key}, not a validator"))
+                }
+                other => ("a well-formed certificate".to_owned(), other.to_string()),
+            };
+            return Err(Failure::at(Check::CertificateSigners, h, "certificate", expected, found));
+        }
+        for (i, (key, signature)) in cert.signatures.iter().enumerate() {
+            if !sigs.get(i).copied().unwrap_or(false) {
+                return Err(Failure::at(
+                    Check::CertificateSignature,
+                    h,
+                    format!("certificate signature {i}"),
+                    format!("a valid finalize vote by validator {key}"),
+                    format!("signature {} that does not verify", signature.to_hex()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe_target(cert: &Certificate) -> String {
+    format!("a {} certificate for view {} naming {}", cert.target.kind.name(), cert.target.view, cert.target.block)
+}
+
+fn describe_receipt(r: &Receipt) -> String {
+    let name = r.code().map(|c| c.name()).unwrap_or("unknown code");
+    format!("record {} code {} ({name})", r.record, r.code)
+}
+
+fn compare_receipts(h: u64, computed: &[Receipt], carried: &[Receipt]) -> Result<(), Failure> {
+    for (i, (c, s)) in computed.iter().zip(carried).enumerate() {
+        if c != s {
+            return Err(Failure::at(Check::Receipt, h, format!("receipt {i}"), format!("{} (re-execution)", describe_receipt(c)), format!("{} (stored)", describe_receipt(s))));
+        }
+    }
+    if computed.len() != carried.len() {
+        return Err(Failure::at(Check::Receipt, h, "receipts", format!("{} receipts, one per record", computed.len()), format!("{} receipts", carried.len())));
+    }
+    Ok(())
+}
+
+fn compare_statements(h: u64, computed: Option<&Statement>, carried: Option<&Statement>) -> Result<(), Failure> {
+    let (c, s) = match (computed, carried) {
+        (None, None) => return Ok(()),
+        (Some(c), None) => {
+            return Err(Failure::at(Check::Statement, h, format!("statement of period {}", c.period), "the statement this block closes", "no statement"));
+        }
+        (None, Some(s)) => {
+            return Err(Failure::at(Check::Statement, h, format!("statement of period {}", s.period), "no statement (this block closes no period)", "a statement"));
+        }
+        (Some(c), Some(s)) => (c, s),
+    };
+    let item = |what: String| format!("statement of period {}, {what}", c.period);
+    let fail = |what: String, e: String, f: String| Err(Failure::at(Check::Statement, h, item(what), e, f));
+    if (c.alliance, c.period, c.start_ms, c.end_ms) != (s.alliance, s.period, s.start_ms, s.end_ms) {
+        return fail(
+            "period".into(),
+            format!("period {} [{}, {}) ms", c.period, c.start_ms, c.end_ms),
+            format!("period {} [{}, {}) ms", s.period, s.start_ms, s.end_ms),
+        );
+    }
+    let line = |l: &crate::contract::Line| format!("{} {} -> {} {} ({} sources)", l.kind.name(), l.debtor, l.creditor, cents(l.amount as i128), l.sources.len());
+    for (i, (a, b)) in c.lines.iter().zip(&s.lines).enumerate() {
+        if a != b {
+            return fail(format!("line {i}"), line(a), line(b));
+        }
+    }
+    if c.lines.len() != s.lines.len() {
+        return fail("lines".into(), format!("{} lines", c.lines.len()), format!("{} lines", s.lines.len()));
+    }
+    for (i, (a, b)) in c.nets.iter().zip(&s.nets).enumerate() {
+        if a != b {
+            return fail(format!("net {i}"), format!("{} {}", a.0, cents(a.1)), format!("{} {}", b.0, cents(b.1)));
+        }
+    }
+    let transfer = |t: &crate::contract::Transfer| format!("{} pays {} {}", t.payer, t.payee, cents(t.amount as i128));
+    for (what, a, b) in [("transfer", &c.transfers, &s.transfers), ("rolled-over transfer", &c.rolled_over, &s.rolled_over)] {
+        for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+            if x != y {
+                return fail(format!("{what} {i}"), transfer(x), transfer(y));
+            }
+        }
+    }
+    if c != s {
+        return fail("contents".into(), format!("hash {} (re-execution)", c.hash()), format!("hash {} (stored)", s.hash()));
+    }
+    Ok(())
+}
+
+fn cents(v: i128) -> String {
+    crate::contract::statement::cents(v)
+}
