@@ -1,0 +1,140 @@
+//! One record, proven (issue 6, part 3), and partial exports from a checkpoint.
+
+use plaza_ledger::audit::chain::ChainBuilder;
+use plaza_ledger::audit::export::{ExportReader, ExportWriter};
+use plaza_ledger::audit::proof::{Anchor, RecordProof, PROOF_BYTES_MAX};
+use plaza_ledger::audit::verify::Checkpoint;
+use plaza_ledger::audit::{verify_chain, BlockEntry, Check, VerifyOptions};
+use plaza_ledger::codec::{Decode, Encode};
+use plaza_ledger::policy::DAY_MS;
+use plaza_ledger::record::{Action, Payload};
+
+fn chain() -> (ChainBuilder, Vec<BlockEntry>) {
+    let mut b = ChainBuilder::new(4, 4);
+    let mut blocks = Vec::new();
+    for n in [7, 1, 13] {
+        let records = b.sales(n);
+        blocks.push(b.push(records).expect("valid"));
+    }
+    (b, blocks)
+}
+
+#[test]
+fn every_record_proves_and_round_trips() {
+    let (b, blocks) = chain();
+    for entry in &blocks {
+        for i in 0..entry.block.block.records.len() {
+            let proof = RecordProof::build(b.genesis(), Anchor::Genesis, b.genesis().validators.clone(), entry, i).expect("builds");
+            let bytes = proof.to_bytes();
+            let decoded = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).expect("decodes");
+            assert_eq!(decoded, proof);
+            let proven = decoded.verify(&[]).expect("verifies");
+            assert_eq!(proven.record, entry.block.block.records[i].id());
+            assert_eq!(proven.height, entry.block.block.header.height);
+            assert_eq!(proven.index, i as u64);
+            assert!(proven.receipt.is_accepted());
+        }
+    }
+}
+
+#[test]
+fn a_tampered_proof_fails_where_it_was_changed() {
+    let (b, blocks) = chain();
+    let good = RecordProof::build(b.genesis(), Anchor::Genesis, b.genesis().validators.clone(), &blocks[2], 5).expect("builds");
+
+    let mut p = good.clone();
+    p.receipt.code = 52;
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::ReceiptsRoot));
+
+    let mut p = good.clone();
+    p.record = blocks[2].block.block.records[6].clone();
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::Receipt));
+
+    let mut p = good.clone();
+    p.record_path.path[0].0[0] ^= 1;
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::RecordsRoot));
+
+    let mut p = good.clone();
+    p.certificate.signatures.truncate(2);
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::CertificateSigners));
+
+    let mut p = good.clone();
+    p.header.time_ms += 1;
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::Certificate));
+
+    let mut bytes = good.to_bytes();
+    bytes.truncate(bytes.len() - 3);
+    assert!(RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).is_err());
+    assert!(RecordProof::from_bytes(b"garbage", PROOF_BYTES_MAX).is_err());
+}
+
+#[test]
+fn after_a_validator_change_a_proof_rests_on_a_trusted_checkpoint() {
+    let mut b = ChainBuilder::new(5, 4);
+    let mut blocks = Vec::new();
+    let propose = b.record(0, Payload::Propose { action: Action::AddValidator { merchant: b.member(4), network_key: b.network_key(4) } });
+    let proposal = propose.id();
+    blocks.push(b.push(vec![propose]).expect("valid"));
+    let votes = (1..4).map(|i| b.record(i, Payload::Vote { proposal, approve: true })).collect();
+    blocks.push(b.push(votes).expect("valid"));
+    b.advance(DAY_MS);
+    blocks.push(b.push(Vec::new()).expect("valid"));
+    let new_set = b.state().validator_set().clone();
+    for _ in 0..2 {
+        let records = b.sales(3);
+        blocks.push(b.push(records).expect("valid"));
+    }
+    // A genesis anchor no longer fits: the set is not the genesis set.
+    let proof = RecordProof::build(b.genesis(), Anchor::Genesis, new_set.clone(), &blocks[4], 1).expect("builds");
+    assert_eq!(proof.verify(&[]).map_err(|f| f.check), Err(Check::ValidatorSet));
+    // Anchored at the first block of the new set, which a full verification reported.
+    let checkpoint = &blocks[3].block;
+    let anchor = Anchor::Checkpoint { header: checkpoint.block.header.clone(), certificate: checkpoint.certificate.clone() };
+    let proof = RecordProof::build(b.genesis(), anchor, new_set, &blocks[4], 1).expect("builds");
+    assert_eq!(proof.verify(&[]).map_err(|f| f.check), Err(Check::Start), "an untrusted checkpoint is refused");
+    let proven = proof.verify(&[checkpoint.block.id()]).expect("verifies");
+    assert_eq!(proven.checkpoint, Some((4, checkpoint.block.id())));
+}
+
+#[test]
+fn a_partial_export_verifies_from_its_checkpoint() {
+    let mut b = ChainBuilder::new(4, 4);
+    let mut blocks = Vec::new();
+    let mut checkpoint = None;
+    for h in 1..=6 {
+        let records = b.sales(4);
+        blocks.push(b.push(records).expect("valid"));
+        if h == 3 {
+            let last = &blocks[2].block;
+            checkpoint = Some(Checkpoint {
+                header: last.block.header.clone(),
+                certificate: last.certificate.clone(),
+                validators: b.genesis().validators.clone(),
+                state: b.state().clone(),
+            });
+        }
+    }
+    let checkpoint = checkpoint.expect("taken");
+    let mut writer = ExportWriter::new(Vec::new(), b.genesis(), Some(&checkpoint)).expect("memory");
+    for entry in &blocks[3..] {
+        writer.write_block(entry).expect("memory");
+    }
+    let bytes = writer.finish().expect("memory");
+    let mut reader = ExportReader::open(bytes.as_slice()).expect("opens");
+    let genesis = reader.genesis().clone();
+    let start = reader.take_start();
+    let report = verify_chain(&genesis, start, reader, &VerifyOptions::default(), &mut |_| {});
+    assert!(report.is_ok(), "{:?}", report.failure);
+    assert_eq!((report.start_height, report.start_block, report.blocks, report.tip_height), (3, blocks[2].block.block.id(), 3, 6));
+
+    // A checkpoint whose state does not match its header is refused.
+    let mut bad = checkpoint.clone();
+    bad.header.state_root.0[0] ^= 1;
+    let mut writer = ExportWriter::new(Vec::new(), b.genesis(), Some(&bad)).expect("memory");
+    writer.write_block(&blocks[3]).expect("memory");
+    let bytes = writer.finish().expect("memory");
+    let mut reader = ExportReader::open(bytes.as_slice()).expect("opens");
+    let start = reader.take_start();
+    let report = verify_chain(&genesis, start, reader, &VerifyOptions::default(), &mut |_| {});
+    assert_eq!(report.failure.map(|f| f.check), Some(Check::Start));
+}
