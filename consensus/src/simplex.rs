@@ -93,6 +93,8 @@ pub struct Restart {
 }
 
 /// Something that happened to this validator.
+// Inputs and outputs are moved once, never stored in bulk: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// First input after [`Consensus::new`]: arms the timer, re-sends logged votes.
@@ -119,6 +121,7 @@ pub struct Finalized {
 }
 
 /// Something the driver must do, in the order given.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Write this own vote durably; only then perform the outputs that follow.
@@ -249,10 +252,20 @@ impl Consensus {
             }
             consensus.view = consensus.view.max(view);
             let state = consensus.views.entry(view).or_default();
+            // Our logged votes count towards certificates again, as they did before the crash.
             match vote.target.kind {
-                VoteKind::Notarize => state.sent_notarize = Some(vote),
-                VoteKind::Nullify => state.sent_nullify = Some(vote),
-                VoteKind::Finalize => state.sent_finalize = Some(vote),
+                VoteKind::Notarize => {
+                    state.sent_notarize = Some(vote);
+                    state.notarize.insert(me, (vote.target.block, vote.signature));
+                }
+                VoteKind::Nullify => {
+                    state.sent_nullify = Some(vote);
+                    state.nullify.insert(me, vote.signature);
+                }
+                VoteKind::Finalize => {
+                    state.sent_finalize = Some(vote);
+                    state.finalize.insert(me, (vote.target.block, vote.signature));
+                }
             }
         }
         // Nobody counts as silent before we have watched them for a while.
@@ -581,6 +594,10 @@ impl Consensus {
             return;
         }
         let Some(index) = self.set_for_view(view).index_of(&vote.signer) else { return };
+        if view < self.view {
+            // Rate-limited per peer, and it only re-sends what we hold: no need to verify first.
+            self.help_laggard(index, vote.signer, view);
+        }
         if let Some(state) = self.views.get(&view) {
             let seen = match vote.target.kind {
                 VoteKind::Notarize => state.notarize.contains_key(&vote.signer),
@@ -595,20 +612,25 @@ impl Consensus {
             return;
         }
         self.last_heard[index] = self.last_heard[index].max(view);
-        if view < self.view {
-            self.help_laggard(index, vote.signer);
-        }
         self.record_vote(vote);
     }
 
     /// CONSENSUS.md step 12: a peer voting in a view we have left is stuck there: send it the
     /// certificates that moved us on (at most once per rebroadcast interval per peer).
-    fn help_laggard(&mut self, index: usize, peer: PublicKey) {
+    /// Our own votes of the laggard's view go too: after a restart we may have lost the
+    /// certificates, but our logged votes can still complete one for the laggard.
+    fn help_laggard(&mut self, index: usize, peer: PublicKey, view: u64) {
         if peer == self.me || self.helped_ms[index].is_some_and(|at| self.now_ms < at + self.config.rebroadcast_interval_ms) {
             return;
         }
         self.helped_ms[index] = Some(self.now_ms);
-        for message in self.catch_up_certificates() {
+        let mut messages = self.catch_up_certificates();
+        if let Some(state) = self.views.get(&view) {
+            for vote in [state.sent_notarize, state.sent_nullify, state.sent_finalize].into_iter().flatten() {
+                messages.push(Message::Vote(vote));
+            }
+        }
+        for message in messages {
             self.out.push(Output::Send { to: peer, message });
         }
     }

@@ -52,9 +52,9 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
-            validator_counts: vec![4, 4, 4, 4, 4, 7, 7, 10],
-            fault_duration_ms: 1_500,
-            calm_duration_ms: 2_500,
+            validator_counts: vec![4, 4, 4, 4, 4, 4, 4, 4, 7, 7, 10],
+            fault_duration_ms: 1_000,
+            calm_duration_ms: 3_000,
             byzantine: true,
             network_faults: true,
             bugs: InjectedBugs::default(),
@@ -324,6 +324,7 @@ impl Node {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Event {
     /// The message was decoded from its bytes once per send; every recipient gets a copy.
     Deliver { to: usize, from: PublicKey, message: std::rc::Rc<Message> },
@@ -476,7 +477,7 @@ impl Cluster {
             self.now_ms = at;
             self.step(event);
         }
-        if std::env::var("SIM_DEBUG").is_ok() {
+        if cfg!(debug_assertions) && std::env::var_os("PLAZA_SIM_DEBUG").is_some() {
             eprintln!("end at {} with {} events left", self.now_ms, self.events.len());
             for (i, n) in self.nodes.iter().enumerate() {
                 eprintln!("node {i} {:?} up={} view={:?} gen={}", n.role, n.consensus.is_some(), n.consensus.as_ref().map(|c| c.view()), n.timer_generation);
