@@ -30,6 +30,8 @@
 //! statement covers them all (it ends at the last boundary at or before the block time) and
 //! fixed fees accrue once per boundary crossed. Statements are numbered 0, 1, 2, … .
 
+mod accounts;
+mod items;
 mod rules;
 pub mod statement;
 mod table;
@@ -52,10 +54,12 @@ use crate::record::{check_time_window, CardId, MerchantProfile, Party, PromoterI
 pub use statement::{BilateralNet, Line, LineKind, Statement, Transfer};
 pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, StatementSummary};
 
+use accounts::{Accounts, PartyId};
+use items::{Item, Items, RawItems};
 use statement::StatementBuilder;
 use table::Table;
 use types::{
-    Agreement, Batch, Card, Carry, Coupon, HashValue, Item, Merchant, NamedKey, Promoter, Proposal, Referral, ReferrerStats,
+    Agreement, Batch, Card, Carry, Coupon, HashValue, Merchant, NamedKey, Promoter, Proposal, Referral, ReferrerStats,
     Sale, ValidatorChange,
 };
 
@@ -141,7 +145,7 @@ pub struct BalanceView {
 }
 
 /// The alliance state: everything the contract needs to apply the next block.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct State {
     alliance: Hash,
     utc_offset_minutes: i32,
@@ -168,12 +172,12 @@ pub struct State {
     batch_names: Table<NamedKey, HashValue>,
     coupons: Table<Hash, Coupon>,
     sales: Table<NamedKey, Sale>,
-    items: Table<u64, Item>,
+    items: Items,
     proposals: Table<Hash, Proposal>,
     agreements: Table<Hash, Agreement>,
     agreement_names: Table<NamedKey, HashValue>,
     overrides: Table<(PublicKey, PublicKey), HashValue>,
-    balances: Table<Party, Balance>,
+    balances: Accounts,
     referrer_stats: Table<Party, ReferrerStats>,
     statements: Table<u64, StatementSummary>,
     /// Every record id ever ordered (membership only; encoded sorted).
@@ -181,9 +185,18 @@ pub struct State {
 
     // Derived from `items`, rebuilt on decode, never encoded.
     lock_queue: BTreeSet<(u64, u64)>,
-    held_items: BTreeSet<(Party, u64)>,
+    held_items: BTreeSet<(PartyId, u64)>,
     block_seen: Vec<Hash>,
 }
+
+/// Two states are equal when their snapshots are: interned party ids and the touched sets
+/// (empty between blocks) are not part of the state.
+impl PartialEq for State {
+    fn eq(&self, other: &State) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+impl Eq for State {}
 
 /// The first boundary strictly after `t`.
 fn boundary_after(t: u64, period_ms: u64, offset_minutes: i32) -> u64 {
@@ -225,12 +238,12 @@ impl State {
             batch_names: Table::new(),
             coupons: Table::new(),
             sales: Table::new(),
-            items: Table::new(),
+            items: Items::default(),
             proposals: Table::new(),
             agreements: Table::new(),
             agreement_names: Table::new(),
             overrides: Table::new(),
-            balances: Table::new(),
+            balances: Accounts::default(),
             referrer_stats: Table::new(),
             statements: Table::new(),
             seen: HashSet::new(),
@@ -335,22 +348,22 @@ impl State {
     // ----- items, balances, holds (S8, S11) -----
 
     fn balance_mut(&mut self, party: &Party) -> &mut Balance {
-        if !self.balances.contains(party) {
-            self.balances.insert(party.clone(), Balance::default());
-        }
-        self.balances.get_mut(party).expect("just inserted")
+        let id = self.balances.open(party);
+        self.balances.balance_mut(id)
     }
 
     /// Creates a pending item (S8). Zero amounts create nothing.
-    fn add_item(&mut self, debtor: Party, creditor: Party, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<u64> {
+    fn add_item(&mut self, debtor: &Party, creditor: &Party, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<u64> {
         if amount.is_zero() || debtor == creditor {
             return None;
         }
         let id = self.next_item;
         self.next_item += 1;
         let cents = u128::from(amount.cents());
-        self.balance_mut(&creditor).pending_in += cents;
-        self.balance_mut(&debtor).pending_out += cents;
+        let creditor = self.balances.open(creditor);
+        self.balances.balance_mut(creditor).pending_in += cents;
+        let debtor = self.balances.open(debtor);
+        self.balances.balance_mut(debtor).pending_out += cents;
         self.lock_queue.insert((lock_at_ms, id));
         self.items.insert(id, Item { debtor, creditor, amount, kind, source, lock_at_ms, held: false });
         Some(id)
@@ -361,10 +374,10 @@ impl State {
         let Some(item) = self.items.get_mut(&id) else { return };
         assert!(item.amount >= delta, "S8: a reversal never exceeds what is pending");
         item.amount = item.amount.checked_sub(delta).expect("checked above");
-        let (debtor, creditor, left, lock_at, held) = (item.debtor.clone(), item.creditor.clone(), item.amount, item.lock_at_ms, item.held);
+        let (debtor, creditor, left, lock_at, held) = (item.debtor, item.creditor, item.amount, item.lock_at_ms, item.held);
         let cents = u128::from(delta.cents());
-        self.balance_mut(&creditor).pending_in -= cents;
-        self.balance_mut(&debtor).pending_out -= cents;
+        self.balances.balance_mut(creditor).pending_in -= cents;
+        self.balances.balance_mut(debtor).pending_out -= cents;
         if left.is_zero() {
             self.items.remove(&id);
             if held {
@@ -385,7 +398,7 @@ impl State {
             self.reduce_item(item_id, delta);
         } else {
             // Locked items are never edited: the creditor pays back in the next statement.
-            self.add_item(creditor.clone(), debtor.clone(), delta, LineKind::Clawback, source, block_ms);
+            self.add_item(creditor, debtor, delta, LineKind::Clawback, source, block_ms);
         }
     }
 
@@ -396,9 +409,11 @@ impl State {
 
     fn release(&mut self, party: &Party) {
         self.held.remove(party);
-        let ids: Vec<u64> = self.held_items.range((party.clone(), 0)..=(party.clone(), u64::MAX)).map(|(_, id)| *id).collect();
+        // A party without an account has no items.
+        let Some(party) = self.balances.id(party) else { return };
+        let ids: Vec<u64> = self.held_items.range((party, 0)..=(party, u64::MAX)).map(|(_, id)| *id).collect();
         for id in ids {
-            self.held_items.remove(&(party.clone(), id));
+            self.held_items.remove(&(party, id));
             if let Some(item) = self.items.get_mut(&id) {
                 item.held = false;
                 let lock_at = item.lock_at_ms;
@@ -416,11 +431,11 @@ impl State {
         let new_start = boundary_after(block_ms, p, self.utc_offset_minutes).saturating_sub(p).max(self.period_end_ms);
         let boundaries = 1 + (new_start - self.period_end_ms) / p;
         let (start, end) = (self.period_start_ms, new_start);
-        let mut builder = StatementBuilder::new();
+        let mut builder = StatementBuilder::new(&self.balances);
 
         // S10: transfers below min_payout rolled over from the previous statement.
         for c in std::mem::take(&mut self.carry) {
-            builder.add(&c.debtor, &c.creditor, LineKind::Rollover, c.amount, c.from_statement);
+            builder.add_parties(&self.balances, &c.debtor, &c.creditor, LineKind::Rollover, c.amount, c.from_statement);
         }
         // S9: fixed fees accrue once per period (per boundary crossed) while in force.
         let fees: Vec<(Hash, PublicKey, PublicKey, Amount)> = self
@@ -441,18 +456,24 @@ impl State {
                 continue;
             }
             let total = u128::from(amount.cents()) * u128::from(boundaries);
-            builder.add(&Party::Merchant(payer), &Party::Merchant(payee), LineKind::FixedFee, total, id);
+            builder.add_parties(&self.balances, &Party::Merchant(payer), &Party::Merchant(payee), LineKind::FixedFee, total, id);
         }
         // S8: every item whose lock time fell in the period locks into this statement, unless
         // its creditor is on hold (S11).
+        let mut on_hold = vec![false; self.balances.len()];
+        for party in &self.held {
+            if let Some(id) = self.balances.id(party) {
+                on_hold[id as usize] = true;
+            }
+        }
         while let Some(&(lock_at, id)) = self.lock_queue.first() {
             if lock_at >= end {
                 break;
             }
             self.lock_queue.pop_first();
             let Some(item) = self.items.get(&id) else { continue };
-            if self.held.contains(&item.creditor) {
-                let creditor = item.creditor.clone();
+            if on_hold[item.creditor as usize] {
+                let creditor = item.creditor;
                 if let Some(item) = self.items.get_mut(&id) {
                     item.held = true;
                 }
@@ -461,12 +482,12 @@ impl State {
             }
             let Some(item) = self.items.remove(&id) else { continue };
             let cents = u128::from(item.amount.cents());
-            builder.add(&item.debtor, &item.creditor, item.kind, cents, item.source);
-            self.balance_mut(&item.creditor).pending_in -= cents;
-            self.balance_mut(&item.debtor).pending_out -= cents;
+            builder.add(item.debtor, item.creditor, item.kind, cents, item.source);
+            self.balances.balance_mut(item.creditor).pending_in -= cents;
+            self.balances.balance_mut(item.debtor).pending_out -= cents;
         }
         let min_payout = u128::from(policy.min_payout.cents());
-        let statement = builder.finish(self.alliance, self.period, start, end, min_payout);
+        let statement = builder.finish(&self.balances, self.alliance, self.period, start, end, min_payout);
         let hash = statement.hash();
         for t in &statement.transfers {
             self.balance_mut(&t.payee).locked_in += t.amount;
@@ -562,7 +583,7 @@ impl State {
         self.batch_names.hash_changes(6, &mut h);
         self.coupons.hash_changes(7, &mut h);
         self.sales.hash_changes(8, &mut h);
-        self.items.hash_changes(9, &mut h);
+        self.items.hash_changes(9, &mut h, &self.balances);
         self.proposals.hash_changes(10, &mut h);
         self.agreements.hash_changes(11, &mut h);
         self.agreement_names.hash_changes(12, &mut h);
@@ -681,7 +702,7 @@ impl Encode for State {
         self.batch_names.encode(w);
         self.coupons.encode(w);
         self.sales.encode(w);
-        self.items.encode(w);
+        self.items.encode(w, &self.balances);
         self.proposals.encode(w);
         self.agreements.encode(w);
         self.agreement_names.encode(w);
@@ -728,6 +749,21 @@ impl Decode for State {
         }
         let carry = r.seq("carry", types::LIST_MAX)?;
         let root = Hash::decode(r)?;
+        let merchants = Table::decode_table(r, "merchants")?;
+        let promoters = Table::decode_table(r, "promoters")?;
+        let cards = Table::decode_table(r, "cards")?;
+        let referrals = Table::decode_table(r, "referrals")?;
+        let batches = Table::decode_table(r, "batches")?;
+        let batch_names = Table::decode_table(r, "batch names")?;
+        let coupons = Table::decode_table(r, "coupons")?;
+        let sales = Table::decode_table(r, "sales")?;
+        let raw_items = RawItems::decode(r)?;
+        let proposals = Table::decode_table(r, "proposals")?;
+        let agreements = Table::decode_table(r, "agreements")?;
+        let agreement_names = Table::decode_table(r, "agreement names")?;
+        let overrides = Table::decode_table(r, "overrides")?;
+        let balances = Accounts::decode_accounts(r)?;
+        let items = raw_items.resolve(&balances)?;
         let mut state = State {
             alliance,
             utc_offset_minutes,
@@ -744,20 +780,20 @@ impl Decode for State {
             held: held_list.into_iter().collect(),
             carry,
             root,
-            merchants: Table::decode_table(r, "merchants")?,
-            promoters: Table::decode_table(r, "promoters")?,
-            cards: Table::decode_table(r, "cards")?,
-            referrals: Table::decode_table(r, "referrals")?,
-            batches: Table::decode_table(r, "batches")?,
-            batch_names: Table::decode_table(r, "batch names")?,
-            coupons: Table::decode_table(r, "coupons")?,
-            sales: Table::decode_table(r, "sales")?,
-            items: Table::decode_table(r, "items")?,
-            proposals: Table::decode_table(r, "proposals")?,
-            agreements: Table::decode_table(r, "agreements")?,
-            agreement_names: Table::decode_table(r, "agreement names")?,
-            overrides: Table::decode_table(r, "overrides")?,
-            balances: Table::decode_table(r, "balances")?,
+            merchants,
+            promoters,
+            cards,
+            referrals,
+            batches,
+            batch_names,
+            coupons,
+            sales,
+            items,
+            proposals,
+            agreements,
+            agreement_names,
+            overrides,
+            balances,
             referrer_stats: Table::decode_table(r, "referrer stats")?,
             statements: Table::decode_table(r, "statements")?,
             seen: HashSet::new(),
@@ -770,12 +806,12 @@ impl Decode for State {
             return Err(DecodeError::invalid("state", "record ids must be sorted"));
         }
         state.seen = seen.into_iter().collect();
-        if period_start_ms >= period_end_ms || state.items.range(next_item..).next().is_some() {
+        if period_start_ms >= period_end_ms || state.items.last_id().is_some_and(|last| last >= next_item) {
             return Err(DecodeError::invalid("state", "inconsistent period or item counter"));
         }
         for (id, item) in state.items.iter() {
             if item.held {
-                state.held_items.insert((item.creditor.clone(), *id));
+                state.held_items.insert((item.creditor, *id));
             } else {
                 state.lock_queue.insert((item.lock_at_ms, *id));
             }

@@ -675,7 +675,7 @@ impl State {
             let index = match claim {
                 Some((issuer, value)) => {
                     let debtor = Party::Merchant(*issuer);
-                    match self.add_item(debtor.clone(), me.clone(), *value, LineKind::CouponClearing, id, lock_at) {
+                    match self.add_item(&debtor, &me, *value, LineKind::CouponClearing, id, lock_at) {
                         Some(item) => {
                             items.push(SaleItem { item, debtor, creditor: me.clone(), kind: LineKind::CouponClearing, original: *value, reversed: Amount::ZERO });
                             Some((items.len() - 1) as u32)
@@ -689,12 +689,12 @@ impl State {
         }
         for (issuer, amount) in &plan.points_clearing {
             let debtor = Party::Merchant(*issuer);
-            if let Some(item) = self.add_item(debtor.clone(), me.clone(), *amount, LineKind::PointsClearing, id, lock_at) {
+            if let Some(item) = self.add_item(&debtor, &me, *amount, LineKind::PointsClearing, id, lock_at) {
                 items.push(SaleItem { item, debtor, creditor: me.clone(), kind: LineKind::PointsClearing, original: *amount, reversed: Amount::ZERO });
             }
         }
         for (creditor, kind, amount) in &plan.payouts {
-            if let Some(item) = self.add_item(me.clone(), creditor.clone(), *amount, *kind, id, lock_at) {
+            if let Some(item) = self.add_item(&me, creditor, *amount, *kind, id, lock_at) {
                 items.push(SaleItem { item, debtor: me.clone(), creditor: creditor.clone(), kind: *kind, original: *amount, reversed: Amount::ZERO });
             }
         }

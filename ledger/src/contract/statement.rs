@@ -9,6 +9,7 @@ use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::Hash;
 use crate::record::Party;
 
+use super::accounts::{Accounts, PartyId};
 use super::types::{decode_u128, encode_u128, LIST_MAX};
 
 /// The domain in front of a statement's canonical bytes when hashing it.
@@ -179,8 +180,40 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// `blake3(STATEMENT_DOMAIN ‖ canonical bytes)`, fed line by line so a statement of
+    /// millions of sources is never copied into one buffer.
     pub fn hash(&self) -> Hash {
-        Hash::digest_parts(&[STATEMENT_DOMAIN, &self.to_bytes()])
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(STATEMENT_DOMAIN);
+        let mut w = Writer::new();
+        self.encode_head(&mut w);
+        hasher.update(&w.into_bytes());
+        for line in &self.lines {
+            hasher.update(&line.to_bytes());
+        }
+        let mut w = Writer::new();
+        self.encode_tail(&mut w);
+        hasher.update(&w.into_bytes());
+        Hash(*hasher.finalize().as_bytes())
+    }
+    /// Everything before the lines, up to and including their count.
+    fn encode_head(&self, w: &mut Writer) {
+        self.alliance.encode(w);
+        w.u64(self.period);
+        w.u64(self.start_ms);
+        w.u64(self.end_ms);
+        w.u32(u32::try_from(self.lines.len()).expect("encoded sequences are bounded far below 4 Gi items"));
+    }
+    /// Everything after the lines.
+    fn encode_tail(&self, w: &mut Writer) {
+        w.u32(self.nets.len() as u32);
+        for (p, n) in &self.nets {
+            p.encode(w);
+            signed_enc(w, *n);
+        }
+        w.seq(&self.bilateral);
+        w.seq(&self.transfers);
+        w.seq(&self.rolled_over);
     }
     pub fn net_of(&self, party: &Party) -> i128 {
         self.nets.binary_search_by(|(p, _)| p.cmp(party)).map(|i| self.nets[i].1).unwrap_or(0)
@@ -224,19 +257,11 @@ pub fn cents(v: i128) -> String {
 
 impl Encode for Statement {
     fn encode(&self, w: &mut Writer) {
-        self.alliance.encode(w);
-        w.u64(self.period);
-        w.u64(self.start_ms);
-        w.u64(self.end_ms);
-        w.seq(&self.lines);
-        w.u32(self.nets.len() as u32);
-        for (p, n) in &self.nets {
-            p.encode(w);
-            signed_enc(w, *n);
+        self.encode_head(w);
+        for line in &self.lines {
+            line.encode(w);
         }
-        w.seq(&self.bilateral);
-        w.seq(&self.transfers);
-        w.seq(&self.rolled_over);
+        self.encode_tail(w);
     }
 }
 impl Decode for Statement {
@@ -266,41 +291,81 @@ impl Decode for Statement {
 }
 
 /// Collects lines during a period close, then derives nets, bilateral nets and the plan.
+///
+/// Parties are the interned ids of [`Accounts`] (which must not change until `finish`), or,
+/// for a party without an account yet (a fixed fee's merchants), a builder-local id after them.
+/// Ids never reach the statement: `finish` sorts everything by `Party`.
 pub(crate) struct StatementBuilder {
-    lines: BTreeMap<(Party, Party, LineKind), (u128, Vec<Hash>)>,
+    lines: BTreeMap<(PartyId, PartyId, LineKind), (u128, Vec<Hash>)>,
+    known: usize,
+    extras: Vec<Party>,
 }
 
 impl StatementBuilder {
-    pub fn new() -> Self {
-        StatementBuilder { lines: BTreeMap::new() }
+    pub fn new(accounts: &Accounts) -> Self {
+        StatementBuilder { lines: BTreeMap::new(), known: accounts.len(), extras: Vec::new() }
     }
 
-    pub fn add(&mut self, debtor: &Party, creditor: &Party, kind: LineKind, amount: u128, source: Hash) {
+    fn id_of(&mut self, accounts: &Accounts, party: &Party) -> PartyId {
+        if let Some(id) = accounts.id(party) {
+            return id;
+        }
+        let at = match self.extras.iter().position(|p| p == party) {
+            Some(i) => i,
+            None => {
+                self.extras.push(party.clone());
+                self.extras.len() - 1
+            }
+        };
+        PartyId::try_from(self.known + at).expect("fewer than 2^32 parties")
+    }
+
+    /// A line part between two parties named in full (rollovers, fixed fees).
+    pub fn add_parties(&mut self, accounts: &Accounts, debtor: &Party, creditor: &Party, kind: LineKind, amount: u128, source: Hash) {
+        let (d, c) = (self.id_of(accounts, debtor), self.id_of(accounts, creditor));
+        self.add(d, c, kind, amount, source);
+    }
+
+    /// A line part between two interned parties (a locking item).
+    pub fn add(&mut self, debtor: PartyId, creditor: PartyId, kind: LineKind, amount: u128, source: Hash) {
         if amount == 0 || debtor == creditor {
             return;
         }
-        let entry = self.lines.entry((debtor.clone(), creditor.clone(), kind)).or_insert((0, Vec::new()));
+        let entry = self.lines.entry((debtor, creditor, kind)).or_insert((0, Vec::new()));
         entry.0 = entry.0.checked_add(amount).expect("u128 cents never overflow: amounts are ≤ 10^14 each");
         entry.1.push(source);
     }
 
     /// S10: builds the statement. `min_payout` in cents.
-    pub fn finish(self, alliance: Hash, period: u64, start_ms: u64, end_ms: u64, min_payout: u128) -> Statement {
-        let mut lines = Vec::with_capacity(self.lines.len());
+    pub fn finish(self, accounts: &Accounts, alliance: Hash, period: u64, start_ms: u64, end_ms: u64, min_payout: u128) -> Statement {
+        let (known, extras) = (self.known, self.extras);
+        let party = |id: PartyId| -> Party {
+            let i = id as usize;
+            if i < known { accounts.party(id).clone() } else { extras[i - known].clone() }
+        };
+        let mut lines: Vec<Line> = self
+            .lines
+            .into_iter()
+            .map(|((debtor, creditor, kind), (amount, mut sources))| {
+                sources.sort_unstable();
+                sources.dedup();
+                Line { debtor: party(debtor), creditor: party(creditor), kind, amount, sources }
+            })
+            .collect();
+        // Keys are distinct, so an unstable sort is deterministic.
+        lines.sort_unstable_by(|a, b| (&a.debtor, &a.creditor, a.kind).cmp(&(&b.debtor, &b.creditor, b.kind)));
         let mut nets: BTreeMap<Party, i128> = BTreeMap::new();
         let mut bilateral: BTreeMap<(Party, Party), i128> = BTreeMap::new();
-        for ((debtor, creditor, kind), (amount, mut sources)) in self.lines {
-            sources.sort_unstable();
-            sources.dedup();
+        for Line { debtor, creditor, amount, .. } in &lines {
+            let (debtor, creditor, amount) = (debtor.clone(), creditor.clone(), *amount);
             let signed = i128::try_from(amount).expect("line amounts fit i128");
             *nets.entry(debtor.clone()).or_insert(0) -= signed;
             *nets.entry(creditor.clone()).or_insert(0) += signed;
             if debtor < creditor {
-                *bilateral.entry((debtor.clone(), creditor.clone())).or_insert(0) += signed;
+                *bilateral.entry((debtor, creditor)).or_insert(0) += signed;
             } else {
-                *bilateral.entry((creditor.clone(), debtor.clone())).or_insert(0) -= signed;
+                *bilateral.entry((creditor, debtor)).or_insert(0) -= signed;
             }
-            lines.push(Line { debtor, creditor, kind, amount, sources });
         }
         // Double entry (DESIGN §5): every line moves money from one party to another.
         assert_eq!(nets.values().sum::<i128>(), 0, "S10: the nets of a statement sum to zero");

@@ -1,19 +1,21 @@
 //! A sorted map that remembers which keys a block touched, so the state root can hash the
 //! block's changes instead of the whole state (docs/FORMAT.md, "State root and statements").
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Table<K: Ord, V> {
     map: BTreeMap<K, V>,
-    dirty: BTreeSet<K>,
+    /// Keys touched since the last root, with repeats (sorted and deduplicated when hashed:
+    /// cheaper than a sorted set on the hot path).
+    dirty: Vec<K>,
 }
 
 impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
     pub fn new() -> Self {
-        Table { map: BTreeMap::new(), dirty: BTreeSet::new() }
+        Table { map: BTreeMap::new(), dirty: Vec::new() }
     }
     pub fn get(&self, key: &K) -> Option<&V> {
         self.map.get(key)
@@ -24,35 +26,25 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
     /// Marks the key changed: call only when about to change the value.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let value = self.map.get_mut(key)?;
-        if !self.dirty.contains(key) {
-            self.dirty.insert(key.clone());
-        }
+        self.dirty.push(key.clone());
         Some(value)
     }
     pub fn insert(&mut self, key: K, value: V) {
-        self.dirty.insert(key.clone());
+        self.dirty.push(key.clone());
         self.map.insert(key, value);
-    }
-    pub fn remove(&mut self, key: &K) -> Option<V> {
-        let value = self.map.remove(key)?;
-        self.dirty.insert(key.clone());
-        Some(value)
     }
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
         self.map.iter()
-    }
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-    pub fn range<R: std::ops::RangeBounds<K>>(&self, range: R) -> impl Iterator<Item = (&K, &V)> {
-        self.map.range(range)
     }
 
     /// Feeds `tag ‖ key ‖ (0 | 1 ‖ u32 len ‖ value)` for every touched key, in key order, and
     /// forgets the touched set.
     pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
         let mut w = Writer::new();
-        for key in std::mem::take(&mut self.dirty) {
+        for key in dirty {
             w.u8(tag);
             key.encode(&mut w);
             match self.map.get(&key) {
@@ -86,7 +78,7 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
             last = Some(key.clone());
             map.insert(key, value);
         }
-        Ok(Table { map, dirty: BTreeSet::new() })
+        Ok(Table { map, dirty: Vec::new() })
     }
 }
 

@@ -390,43 +390,6 @@ impl Decode for Sale {
     }
 }
 
-/// A payable item, pending (or on hold) until it locks into a statement (S8).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Item {
-    pub debtor: Party,
-    pub creditor: Party,
-    pub amount: Amount,
-    pub kind: LineKind,
-    pub source: Hash,
-    pub lock_at_ms: u64,
-    /// S11: the creditor was on hold when the item's lock time came.
-    pub held: bool,
-}
-impl Encode for Item {
-    fn encode(&self, w: &mut Writer) {
-        self.debtor.encode(w);
-        self.creditor.encode(w);
-        self.amount.encode(w);
-        self.kind.encode(w);
-        self.source.encode(w);
-        w.u64(self.lock_at_ms);
-        w.bool(self.held);
-    }
-}
-impl Decode for Item {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Item {
-            debtor: Party::decode(r)?,
-            creditor: Party::decode(r)?,
-            amount: Amount::decode(r)?,
-            kind: LineKind::decode(r)?,
-            source: Hash::decode(r)?,
-            lock_at_ms: r.u64()?,
-            held: r.bool("held")?,
-        })
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProposalStatus {
     Open = 1,
