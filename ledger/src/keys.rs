@@ -67,6 +67,15 @@ fn check_prime_order_point(bytes: &[u8; 32]) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Accepted key encodings remembered per thread by [`PublicKey::from_bytes`] (direct-mapped
+/// by the first byte; only keys that passed the check are stored, so the cache can never
+/// accept a key the check would reject).
+const ACCEPTED_KEYS_CACHED: usize = 256;
+thread_local! {
+    static ACCEPTED_KEYS: std::cell::RefCell<[Option<[u8; 32]>; ACCEPTED_KEYS_CACHED]> =
+        const { std::cell::RefCell::new([None; ACCEPTED_KEYS_CACHED]) };
+}
+
 /// A validated ed25519 public key: merchants, validators, network identities.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey {
@@ -77,7 +86,14 @@ pub struct PublicKey {
 impl PublicKey {
     /// The only way keys enter: rejects non-points, non-canonical encodings and weak keys.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
-        check_prime_order_point(bytes)?;
+        // The prime-order check costs a scalar multiplication; the same few merchant keys
+        // sign almost every record, so accepted keys are remembered (per thread).
+        let slot = usize::from(bytes[0]) % ACCEPTED_KEYS_CACHED;
+        let known = ACCEPTED_KEYS.with(|cache| cache.borrow()[slot] == Some(*bytes));
+        if !known {
+            check_prime_order_point(bytes)?;
+            ACCEPTED_KEYS.with(|cache| cache.borrow_mut()[slot] = Some(*bytes));
+        }
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::NotAPoint)?;
         Ok(PublicKey { bytes: *bytes, key })
     }
