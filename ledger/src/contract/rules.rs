@@ -35,6 +35,14 @@ fn pro_rata_half_even(value: u64, numerator: u64, denominator: u64) -> u64 {
     u64::try_from(rounded).unwrap_or(u64::MAX)
 }
 
+/// `amount × rate`, rounded half-to-even to cents: exactly `Bps::of` (the decimal product
+/// `cents × bps / 10^6` is exact, so rounding it equals rounding the integer quotient), without
+/// the decimal arithmetic on the per-sale path.
+fn rate_of(rate: Bps, amount: Amount) -> Amount {
+    let cents = pro_rata_half_even(amount.cents(), u64::from(rate.0), u64::from(crate::money::BPS_ONE));
+    Amount::from_cents(cents).expect("a rate of at most 100% never exceeds the amount")
+}
+
 /// `value × numerator / denominator`, rounded up (cancelled points: rounding never leaves points
 /// a refund should have removed, S7).
 fn pro_rata_ceil(value: u64, numerator: u64, denominator: u64) -> u64 {
@@ -509,7 +517,7 @@ impl State {
             // Decision: a percentage coupon is a percentage of the gross.
             let value = match batch.value {
                 CouponValue::Fixed(a) => a,
-                CouponValue::Percent(rate) => rate.of(gross),
+                CouponValue::Percent(rate) => rate_of(rate, gross),
             };
             discount_total = discount_total.saturating_add(value.cents());
             let claim = if batch.funding == Funding::Issuer && batch.issuer != *signer {
@@ -585,15 +593,15 @@ impl State {
             // S11: a self-referral earns the referrer nothing.
             if r.referrer != *signer && self.is_member(&r.referrer) {
                 let rate = self.override_rates(&r.referrer, signer, te).0.unwrap_or(policy.referral_rate);
-                payouts.push((Party::Merchant(r.referrer), LineKind::Referral, rate.of(base)));
+                payouts.push((Party::Merchant(r.referrer), LineKind::Referral, rate_of(rate, base)));
                 referrers.push(Party::Merchant(r.referrer));
             }
             // S2: promoter and at most one upstream.
             if let Some(p) = &r.promoter {
-                payouts.push((Party::Promoter(p.clone()), LineKind::Promoter, policy.promoter_rate.of(base)));
+                payouts.push((Party::Promoter(p.clone()), LineKind::Promoter, rate_of(policy.promoter_rate, base)));
                 referrers.push(Party::Promoter(p.clone()));
                 if let Some(u) = &r.upstream {
-                    payouts.push((Party::Promoter(u.clone()), LineKind::Upstream, policy.upstream_rate.of(base)));
+                    payouts.push((Party::Promoter(u.clone()), LineKind::Upstream, rate_of(policy.upstream_rate, base)));
                 }
             }
         }
@@ -601,12 +609,12 @@ impl State {
         if let Some(c) = card_state {
             if c.home != *signer && !self.competitors(&c.home, signer, te) && self.is_member(&c.home) {
                 let rate = self.override_rates(&c.home, signer, te).1.unwrap_or(policy.home_rate);
-                payouts.push((Party::Merchant(c.home), LineKind::HomeShare, rate.of(base)));
+                payouts.push((Party::Merchant(c.home), LineKind::HomeShare, rate_of(rate, base)));
             }
         }
         // S4: all cross-merchant payouts together at most share_cap of the base, scaled down
         // proportionally by largest remainder in party order.
-        let cap = policy.share_cap.of(base);
+        let cap = rate_of(policy.share_cap, base);
         let total: u64 = payouts.iter().map(|(_, _, a)| a.cents()).sum();
         if total > cap.cents() {
             payouts.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -992,5 +1000,28 @@ mod tests {
         assert_eq!(pro_rata_half_even(123_457, 999, 999), 123_457);
         assert_eq!(pro_rata_ceil(10, 1, 3), 4);
         assert_eq!(pro_rata_ceil(10, 3, 3), 10);
+    }
+
+    #[test]
+    fn rate_of_matches_the_decimal_product() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let cents = match i % 4 {
+                0 => x % 1_000,
+                1 => x % 1_000_000,
+                2 => x % AMOUNT_MAX_CENTS,
+                _ => (x % 20_000) * 50 + 25,
+            };
+            let rate = Bps(((x >> 40) % 10_001) as u32);
+            let amount = Amount::from_cents(cents).unwrap_or(Amount::ZERO);
+            assert_eq!(rate_of(rate, amount), rate.of(amount), "{rate:?} of {cents}");
+        }
+        for (bps, cents) in [(5_000, 1), (5_000, 3), (500, 10), (500, 30), (10_000, AMOUNT_MAX_CENTS), (1, 5_000), (1, 15_000)] {
+            let amount = Amount::from_cents(cents).unwrap_or(Amount::ZERO);
+            assert_eq!(rate_of(Bps(bps), amount), Bps(bps).of(amount));
+        }
     }
 }
