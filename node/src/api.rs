@@ -1,0 +1,663 @@
+//! The HTTP API (DESIGN §8): JSON, loopback by default; every write needs the node's API
+//! token (`Authorization: Bearer <token>`). Errors are `{"code": "...", "message": "..."}`
+//! with a 4xx status for a client's mistake; 5xx only for the node's own failures.
+//! The OpenAPI description is served at `/openapi.json` (node/openapi.json).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State as AxumState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use plaza_ledger::codec::Decode;
+use plaza_ledger::contract::{Statement, StatementSummary};
+use plaza_ledger::merkle;
+use plaza_ledger::record::{CardId, Party, Record, RecordBody, RECORD_BYTES_MAX};
+use plaza_ledger::{Hash, PublicKey};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::json::{cents, party_json, payload_json, record_json, signed_cents, PayloadJson, PolicyJson, ProfileJson};
+use crate::{Admission, Command, Shared};
+
+pub const OPENAPI: &str = include_str!("../openapi.json");
+/// Records in one submission.
+pub const SUBMIT_RECORDS_MAX: usize = 4096;
+/// How long `?wait=true` waits for finality.
+pub const WAIT_MS_MAX: u64 = 60_000;
+/// Blocks in one listing.
+pub const BLOCKS_PAGE_MAX: u64 = 100;
+
+type S = AxumState<Arc<Shared>>;
+
+/// A client-facing error.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+    }
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::NOT_FOUND, code: "not-found", message: message.into() }
+    }
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({"code": self.code, "message": self.message}))).into_response()
+    }
+}
+
+type ApiResult = Result<axum::Json<Value>, ApiError>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let body_max = shared.config.api_body_bytes_max;
+    Router::new()
+        .route("/", get(explorer))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/records", post(submit))
+        .route("/v1/records/{id}", get(record_status))
+        .route("/v1/proofs/{id}", get(proof))
+        .route("/v1/blocks", get(blocks))
+        .route("/v1/blocks/{height}", get(block))
+        .route("/v1/merchants", get(merchants))
+        .route("/v1/merchants/{key}", get(merchant))
+        .route("/v1/promoters", get(promoters))
+        .route("/v1/cards/{card}", get(card))
+        .route("/v1/coupons/{code_hash}", get(coupon))
+        .route("/v1/balances", get(balances))
+        .route("/v1/balances/{party}", get(balance))
+        .route("/v1/statements", get(statements))
+        .route("/v1/statements/latest", get(latest_statement))
+        .route("/v1/statements/{period}", get(statement))
+        .route("/v1/proposals/{id}", get(proposal))
+        .route("/v1/policy", get(policy))
+        .route("/v1/testnet/clock", post(advance_clock))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(shared)
+}
+
+fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => Err(ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: "this endpoint needs the node's API token (Authorization: Bearer <token>)".into() }),
+        Some(t) if constant_time_eq(t.trim().as_bytes(), shared.api_token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError { status: StatusCode::FORBIDDEN, code: "forbidden", message: "wrong API token".into() }),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse_hash(what: &str, text: &str) -> Result<Hash, ApiError> {
+    Hash::from_hex(text).map_err(|e| ApiError::bad("bad-hash", format!("{what}: {e}")))
+}
+fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
+    PublicKey::from_hex(text).map_err(|e| ApiError::bad("bad-key", format!("merchant key: {e}")))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn metrics(AxumState(shared): S) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], shared.metrics.render())
+}
+
+async fn status(AxumState(shared): S) -> ApiResult {
+    let status = shared.status().clone();
+    let height = *shared.tip.borrow();
+    let state = shared.state();
+    let (period, period_start, period_end) = state.period();
+    let value = json!({
+        "alliance_id": shared.alliance.to_hex(),
+        "merchant": shared.merchant.public().to_hex(),
+        "validator": status.validator,
+        "peer_id": status.peer_id,
+        "listen": status.listen,
+        "peers": status.peers,
+        "height": height,
+        "view": status.view,
+        "last_block_time_ms": state.last_block_time_ms(),
+        "state_root": state.state_root().to_hex(),
+        "period": {"number": period, "start_ms": period_start, "end_ms": period_end},
+        "validators": state.validator_set().validators().iter().map(|v| v.key.to_hex()).collect::<Vec<_>>(),
+        "mempool_records": shared.mempool().len(),
+        "clock_ms": shared.clock.now_ms(),
+        "clock_offset_ms": shared.clock.offset_ms(),
+    });
+    Ok(axum::Json(value))
+}
+
+#[derive(Deserialize, Default)]
+struct SubmitQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    /// One client-signed record, canonical bytes in hex.
+    #[serde(default)]
+    record: Option<String>,
+    /// Several client-signed records.
+    #[serde(default)]
+    records: Option<Vec<String>>,
+    /// A payload for the node to sign with its own merchant key.
+    #[serde(default)]
+    payload: Option<PayloadJson>,
+}
+
+async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<SubmitQuery>, body: Bytes) -> ApiResult {
+    check_token(&shared, &headers)?;
+    let body: SubmitBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
+    let mut hexes = Vec::new();
+    let single = body.records.is_none();
+    if let Some(r) = body.record {
+        hexes.push(r);
+    }
+    if let Some(rs) = body.records {
+        hexes.extend(rs);
+    }
+    if hexes.len() > SUBMIT_RECORDS_MAX {
+        return Err(ApiError::bad("too-many-records", format!("at most {SUBMIT_RECORDS_MAX} records per request")));
+    }
+    let mut records = Vec::with_capacity(hexes.len() + 1);
+    for (i, h) in hexes.iter().enumerate() {
+        let bytes = hex::decode(h.trim()).map_err(|e| ApiError::bad("bad-hex", format!("record {i}: not hex: {e}")))?;
+        let record = Record::from_bytes(&bytes, RECORD_BYTES_MAX)
+            .map_err(|e| ApiError::bad("malformed-record", format!("record {i}: {e}")))?;
+        records.push(record);
+    }
+    if let Some(payload) = body.payload {
+        let payload = payload.to_payload().map_err(|e| ApiError::bad("bad-payload", e))?;
+        let body = RecordBody { alliance: shared.alliance, signer: shared.merchant.public(), created_at_ms: shared.clock.now_ms(), payload };
+        records.push(Record::sign(body, &shared.merchant));
+    }
+    if records.is_empty() {
+        return Err(ApiError::bad("empty", "give `record`, `records` or `payload`"));
+    }
+    // Stateless checks and signatures, here in the handler (in parallel with the driver).
+    let alliance = shared.alliance;
+    let checked = tokio::task::spawn_blocking(move || {
+        let results: Vec<Result<(), String>> = records.iter().map(|r| check_record(r, &alliance)).collect();
+        (records, results)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (records, results) = checked;
+    let mut admissions: Vec<Option<Admission>> = results.iter().map(|r| r.as_ref().err().map(|e| Admission::Refused(e.clone()))).collect();
+    let to_submit: Vec<Record> = records.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(rec, _)| rec.clone()).collect();
+    // Records from merchants the alliance does not know never enter a block.
+    let non_member: Vec<bool> = {
+        let state = shared.state();
+        records.iter().map(|r| state.merchant(r.signer()).is_none()).collect()
+    };
+    if single && records.len() == 1 {
+        if let Some(Admission::Refused(e)) = &admissions[0] {
+            return Err(ApiError::bad("invalid-record", e.clone()));
+        }
+        if non_member[0] {
+            return Err(ApiError::bad("not-a-member", format!("{} is not a member of this alliance", records[0].signer())));
+        }
+    }
+    if !to_submit.is_empty() {
+        let (tx, rx) = oneshot::channel();
+        shared
+            .commands
+            .send(Command::Submit { records: to_submit, reply: tx })
+            .await
+            .map_err(|_| ApiError::internal("the node is shutting down"))?;
+        let answers = rx.await.map_err(|_| ApiError::internal("the node is shutting down"))?;
+        let mut it = answers.into_iter();
+        for slot in admissions.iter_mut().filter(|a| a.is_none()) {
+            *slot = it.next();
+        }
+    }
+    if q.wait {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        let mut tip = shared.tip.clone();
+        loop {
+            let all_final = records.iter().zip(&admissions).all(|(r, a)| {
+                matches!(a, Some(Admission::Refused(_))) || matches!(shared.store.record_location(&r.id()), Ok(Some(_)))
+            });
+            if all_final {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, tip.changed()).await.is_err() {
+                break;
+            }
+        }
+    }
+    let results: Vec<Value> = records
+        .iter()
+        .zip(admissions)
+        .map(|(r, a)| match a {
+            Some(Admission::Refused(reason)) => json!({"id": r.id().to_hex(), "status": "refused", "reason": reason}),
+            _ => record_state(&shared, &r.id()).unwrap_or_else(|e| json!({"id": r.id().to_hex(), "status": "error", "reason": e.message})),
+        })
+        .collect();
+    if single && results.len() == 1 {
+        let only = results.into_iter().next().unwrap_or(Value::Null);
+        if only.get("status").and_then(Value::as_str) == Some("refused") {
+            let reason = only.get("reason").and_then(Value::as_str).unwrap_or("refused").to_owned();
+            let code = if reason.contains("full") { "mempool-full" } else { "refused" };
+            return Err(ApiError { status: if code == "mempool-full" { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::BAD_REQUEST }, code, message: reason });
+        }
+        return Ok(axum::Json(only));
+    }
+    Ok(axum::Json(json!({"results": results})))
+}
+
+fn check_record(record: &Record, alliance: &Hash) -> Result<(), String> {
+    record.check(alliance).map_err(|e| e.to_string())
+}
+
+/// A record's status: final (height, index, receipt), pending (in the mempool), or unknown.
+fn record_state(shared: &Shared, id: &Hash) -> Result<Value, ApiError> {
+    if let Some(location) = shared.store.record_location(id).map_err(|e| ApiError::internal(e.to_string()))? {
+        let receipt = shared.store.receipt(id).map_err(|e| ApiError::internal(e.to_string()))?;
+        let receipt = receipt.map(|r| {
+            json!({
+                "code": r.code,
+                "name": r.code().map_or("unknown", |c| c.name()),
+                "accepted": r.is_accepted(),
+                "description": r.code().map_or("", |c| c.description()),
+            })
+        });
+        return Ok(json!({"id": id.to_hex(), "status": "final", "height": location.height, "index": location.index, "receipt": receipt}));
+    }
+    if shared.mempool().contains(id) {
+        return Ok(json!({"id": id.to_hex(), "status": "pending"}));
+    }
+    Err(ApiError::not_found(format!("record {id} is neither pending here nor in a finalized block")))
+}
+
+async fn record_status(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
+    let id = parse_hash("record id", &id)?;
+    let mut value = record_state(&shared, &id)?;
+    // Include the record itself.
+    if let Some(h) = value.get("height").and_then(Value::as_u64)
+        && let Ok(Some(block)) = shared.store.block(h)
+        && let Some(r) = block.block.records.iter().find(|r| r.id() == id)
+        && let Some(object) = value.as_object_mut()
+    {
+        object.insert("record".into(), record_json(r));
+    } else if let Some(r) = shared.mempool().get(&id)
+        && let Some(object) = value.as_object_mut()
+    {
+        object.insert("record".into(), record_json(r));
+    }
+    Ok(axum::Json(value))
+}
+
+async fn proof(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
+    let id = parse_hash("record id", &id)?;
+    let location = shared
+        .store
+        .record_location(&id)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::not_found(format!("record {id} is not in a finalized block")))?;
+    let block = shared
+        .store
+        .block(location.height)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::internal("indexed block missing"))?;
+    let leaves: Vec<Hash> = block.block.records.iter().map(|r| merkle::leaf_hash(r.id().as_bytes())).collect();
+    let proof = merkle::prove(&leaves, location.index as usize).ok_or_else(|| ApiError::internal("record index out of range"))?;
+    Ok(axum::Json(json!({
+        "record": id.to_hex(),
+        "height": location.height,
+        "block": block.block.id().to_hex(),
+        "records_root": block.block.header.records_root.to_hex(),
+        "index": proof.index,
+        "tree_size": proof.tree_size,
+        "path": proof.path.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "certificate_signers": block.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
+        "certificate_block": block.certificate.target.block.to_hex(),
+        "verified": proof.verify(&leaves[location.index as usize], &block.block.header.records_root),
+        "note": "`plaza proof` writes a self-contained proof for offline checking",
+    })))
+}
+
+fn block_json(fb: &plaza_ledger::block::FinalizedBlock, with_records: bool) -> Value {
+    let h = &fb.block.header;
+    let mut v = json!({
+        "height": h.height,
+        "id": fb.block.id().to_hex(),
+        "view": h.view,
+        "parent": h.parent.to_hex(),
+        "time_ms": h.time_ms,
+        "proposer": h.proposer.to_hex(),
+        "records_root": h.records_root.to_hex(),
+        "receipts_root": h.receipts_root.to_hex(),
+        "state_root": h.state_root.to_hex(),
+        "validator_set_hash": h.validator_set_hash.to_hex(),
+        "statement_hash": h.statement_hash.map(|s| s.to_hex()),
+        "records": fb.block.records.len(),
+        "certificate": {
+            "kind": fb.certificate.target.kind.name(),
+            "view": fb.certificate.target.view,
+            "block": fb.certificate.target.block.to_hex(),
+            "signers": fb.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
+        },
+    });
+    if with_records && let Some(o) = v.as_object_mut() {
+        o.insert("record_list".into(), Value::Array(fb.block.records.iter().map(record_json).collect()));
+    }
+    v
+}
+
+#[derive(Deserialize)]
+struct BlocksQuery {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn blocks(AxumState(shared): S, Query(q): Query<BlocksQuery>) -> ApiResult {
+    let tip = *shared.tip.borrow();
+    let limit = q.limit.unwrap_or(20).clamp(1, BLOCKS_PAGE_MAX);
+    let from = q.from.unwrap_or_else(|| tip.saturating_sub(limit - 1).max(1));
+    let mut out = Vec::new();
+    for h in from.max(1)..from.max(1).saturating_add(limit) {
+        match shared.store.block(h).map_err(|e| ApiError::internal(e.to_string()))? {
+            Some(b) => out.push(block_json(&b, false)),
+            None => break,
+        }
+    }
+    Ok(axum::Json(json!({"tip": tip, "blocks": out})))
+}
+
+async fn block(AxumState(shared): S, Path(height): Path<String>) -> ApiResult {
+    let fb = if height.len() == 64 {
+        let id = parse_hash("block id", &height)?;
+        let h = shared.store.height_of_block(&id).map_err(|e| ApiError::internal(e.to_string()))?;
+        match h {
+            Some(h) => shared.store.block(h).map_err(|e| ApiError::internal(e.to_string()))?,
+            None => None,
+        }
+    } else {
+        let h: u64 = height.parse().map_err(|_| ApiError::bad("bad-height", format!("{height:?} is neither a height nor a block id")))?;
+        shared.store.block(h).map_err(|e| ApiError::internal(e.to_string()))?
+    };
+    let fb = fb.ok_or_else(|| ApiError::not_found(format!("no finalized block {height}")))?;
+    let receipts = shared.store.receipts_of(&fb).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut v = block_json(&fb, true);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "receipts".into(),
+            Value::Array(receipts.iter().map(|r| json!({"record": r.record.to_hex(), "code": r.code, "name": r.code().map_or("unknown", |c| c.name())})).collect()),
+        );
+    }
+    Ok(axum::Json(v))
+}
+
+fn merchant_json(p: &plaza_ledger::record::MerchantProfile, status: plaza_ledger::contract::MerchantStatus) -> Value {
+    let mut v = serde_json::to_value(ProfileJson::from_profile(p)).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("status".into(), json!(status.name()));
+    }
+    v
+}
+
+async fn merchants(AxumState(shared): S) -> ApiResult {
+    let state = shared.state();
+    let list: Vec<Value> = state.merchants().map(|(p, s)| merchant_json(p, s)).collect();
+    Ok(axum::Json(json!({"merchants": list})))
+}
+
+async fn merchant(AxumState(shared): S, Path(key): Path<String>) -> ApiResult {
+    let key = parse_key(&key)?;
+    let state = shared.state();
+    let (p, s) = state.merchant(&key).ok_or_else(|| ApiError::not_found(format!("{key} is not a member")))?;
+    let mut v = merchant_json(p, s);
+    let balance = balance_json(&state.balance(&Party::Merchant(key)));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("balance".into(), balance);
+    }
+    Ok(axum::Json(v))
+}
+
+async fn promoters(AxumState(shared): S) -> ApiResult {
+    let state = shared.state();
+    let list: Vec<Value> = state
+        .promoters()
+        .map(|(id, name, up)| json!({"id": id.as_str(), "name": name, "upstream": up.map(|u| u.as_str())}))
+        .collect();
+    Ok(axum::Json(json!({"promoters": list})))
+}
+
+async fn card(AxumState(shared): S, Path(card): Path<String>) -> ApiResult {
+    let card = CardId::from_hex(&card).map_err(|e| ApiError::bad("bad-card", e))?;
+    let now = shared.clock.now_ms();
+    let state = shared.state();
+    let view = state.card(&card, now).ok_or_else(|| ApiError::not_found(format!("no card {card}")))?;
+    Ok(axum::Json(json!({
+        "card": card.to_hex(),
+        "home": view.home.to_hex(),
+        "points": view.points,
+        "spendable": view.spendable,
+        "debt": view.debt,
+        "balance": state.points_balance(&card, now),
+        "lots": view.lots.iter().map(|l| json!({"id": l.id, "issuer": l.issuer.to_hex(), "points": l.points, "spendable_at_ms": l.spendable_at_ms, "expires_at_ms": l.expires_at_ms})).collect::<Vec<_>>(),
+    })))
+}
+
+async fn coupon(AxumState(shared): S, Path(code_hash): Path<String>) -> ApiResult {
+    let h = parse_hash("coupon code hash", &code_hash)?;
+    let state = shared.state();
+    let c = state.coupon(&h).ok_or_else(|| ApiError::not_found(format!("no coupon with code hash {h}")))?;
+    Ok(axum::Json(json!({
+        "code_hash": h.to_hex(),
+        "issuer": c.issuer.to_hex(),
+        "batch": c.batch.to_hex(),
+        "expires_at_ms": c.expires_at_ms,
+        "redeemed_by": c.redeemed_by.map(|(m, order)| json!({"merchant": m.to_hex(), "order": order})),
+    })))
+}
+
+fn balance_json(b: &plaza_ledger::contract::BalanceView) -> Value {
+    json!({
+        "pending": cents(b.pending),
+        "locked": cents(b.locked),
+        "on_hold": cents(b.on_hold),
+        "paid": cents(b.paid),
+        "pending_payable": cents(b.pending_payable),
+        "locked_payable": cents(b.locked_payable),
+        "paid_out": cents(b.paid_out),
+    })
+}
+
+async fn balances(AxumState(shared): S) -> ApiResult {
+    let state = shared.state();
+    let list: Vec<Value> = state
+        .parties()
+        .map(|p| {
+            let mut v = balance_json(&state.balance(p));
+            if let Some(o) = v.as_object_mut() {
+                o.insert("party".into(), json!(party_json(p)));
+            }
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({"balances": list})))
+}
+
+async fn balance(AxumState(shared): S, Path(party): Path<String>) -> ApiResult {
+    let party = if party.len() == 64 {
+        Party::Merchant(parse_key(&party)?)
+    } else {
+        crate::json::parse_party(&party).map_err(|e| ApiError::bad("bad-party", e))?
+    };
+    let state = shared.state();
+    let mut v = balance_json(&state.balance(&party));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("party".into(), json!(party_json(&party)));
+        o.insert("on_hold_flag".into(), json!(state.is_on_hold(&party)));
+    }
+    Ok(axum::Json(v))
+}
+
+fn summary_json(period: u64, s: &StatementSummary) -> Value {
+    json!({
+        "period": period,
+        "hash": s.hash.to_hex(),
+        "start_ms": s.start_ms,
+        "end_ms": s.end_ms,
+        "nets": s.nets.iter().map(|(p, n)| json!({"party": party_json(p), "net": signed_cents(*n)})).collect::<Vec<_>>(),
+        "payment_plan": s.obligations.iter().map(|o| json!({"payer": party_json(&o.payer), "payee": party_json(&o.payee), "amount": cents(o.amount), "outstanding": cents(o.outstanding)})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn statement_json(s: &Statement) -> Value {
+    json!({
+        "period": s.period,
+        "hash": s.hash().to_hex(),
+        "start_ms": s.start_ms,
+        "end_ms": s.end_ms,
+        "lines": s.lines.iter().map(|l| json!({"debtor": party_json(&l.debtor), "creditor": party_json(&l.creditor), "kind": l.kind.name(), "amount": cents(l.amount), "sources": l.sources.iter().map(|h| h.to_hex()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+        "nets": s.nets.iter().map(|(p, n)| json!({"party": party_json(p), "net": signed_cents(*n)})).collect::<Vec<_>>(),
+        "bilateral": s.bilateral.iter().map(|b| json!({"a": party_json(&b.a), "b": party_json(&b.b), "net": signed_cents(b.net)})).collect::<Vec<_>>(),
+        "payment_plan": s.transfers.iter().map(|t| json!({"payer": party_json(&t.payer), "payee": party_json(&t.payee), "amount": cents(t.amount)})).collect::<Vec<_>>(),
+        "rolled_over": s.rolled_over.iter().map(|t| json!({"payer": party_json(&t.payer), "payee": party_json(&t.payee), "amount": cents(t.amount)})).collect::<Vec<_>>(),
+        "text": s.render(),
+    })
+}
+
+async fn statements(AxumState(shared): S) -> ApiResult {
+    let state = shared.state();
+    let mut list = Vec::new();
+    let mut period = 0;
+    while let Some(s) = state.statement(period) {
+        list.push(summary_json(period, s));
+        period += 1;
+    }
+    let (open, start, end) = state.period();
+    Ok(axum::Json(json!({"statements": list, "open_period": {"number": open, "start_ms": start, "end_ms": end}})))
+}
+
+fn full_statement(shared: &Shared, period: u64) -> Result<Value, ApiError> {
+    let bytes = shared
+        .store
+        .statement(period)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::not_found(format!("no statement for period {period} yet")))?;
+    let s = Statement::from_bytes(&bytes, plaza_ledger::contract::STATE_BYTES_MAX)
+        .map_err(|e| ApiError::internal(format!("stored statement: {e}")))?;
+    let mut v = statement_json(&s);
+    let state = shared.state();
+    if let (Some(summary), Some(o)) = (state.statement(period), v.as_object_mut()) {
+        o.insert(
+            "outstanding".into(),
+            Value::Array(summary.obligations.iter().map(|ob| json!({"payer": party_json(&ob.payer), "payee": party_json(&ob.payee), "outstanding": cents(ob.outstanding)})).collect()),
+        );
+    }
+    Ok(v)
+}
+
+async fn statement(AxumState(shared): S, Path(period): Path<String>) -> ApiResult {
+    let period: u64 = period.parse().map_err(|_| ApiError::bad("bad-period", format!("{period:?} is not a period number")))?;
+    Ok(axum::Json(full_statement(&shared, period)?))
+}
+
+async fn latest_statement(AxumState(shared): S) -> ApiResult {
+    let period = shared.state().latest_statement().map(|(p, _)| p).ok_or_else(|| ApiError::not_found("no statement yet"))?;
+    Ok(axum::Json(full_statement(&shared, period)?))
+}
+
+async fn proposal(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
+    let id = parse_hash("proposal id", &id)?;
+    let state = shared.state();
+    let (action, proposer, votes, status) = state.proposal(&id).ok_or_else(|| ApiError::not_found(format!("no proposal {id}")))?;
+    let payload = payload_json(&plaza_ledger::record::Payload::Propose { action: action.clone() });
+    Ok(axum::Json(json!({
+        "id": id.to_hex(),
+        "proposer": proposer.to_hex(),
+        "action": payload.get("action").cloned().unwrap_or(Value::Null),
+        "votes": votes.iter().map(|(k, a)| json!({"merchant": k.to_hex(), "approve": a})).collect::<Vec<_>>(),
+        "status": status.name(),
+    })))
+}
+
+async fn policy(AxumState(shared): S) -> ApiResult {
+    let now = shared.clock.now_ms();
+    let state = shared.state();
+    Ok(axum::Json(json!({
+        "in_force": PolicyJson::from_policy(state.policy_at(now)),
+        "versions": state.policies().iter().map(PolicyJson::from_policy).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    advance_ms: i64,
+}
+
+async fn advance_clock(AxumState(shared): S, headers: HeaderMap, body: Bytes) -> ApiResult {
+    check_token(&shared, &headers)?;
+    if !shared.config.testnet_clock_api {
+        return Err(ApiError { status: StatusCode::FORBIDDEN, code: "testnet-only", message: "the clock API is enabled only on testnet nodes (testnet_clock_api)".into() });
+    }
+    let body: ClockBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
+    if body.advance_ms < 0 {
+        return Err(ApiError::bad("bad-clock", "the clock only moves forward"));
+    }
+    let offset = shared.clock.advance(body.advance_ms);
+    Ok(axum::Json(json!({"clock_offset_ms": offset, "clock_ms": shared.clock.now_ms()})))
+}
+
+async fn explorer(AxumState(shared): S) -> Html<String> {
+    let tip = *shared.tip.borrow();
+    let state = shared.state();
+    let mut rows = String::new();
+    for h in (tip.saturating_sub(19).max(1)..=tip).rev() {
+        if let Ok(Some(b)) = shared.store.block(h) {
+            rows.push_str(&format!(
+                "<tr><td><a href=\"/v1/blocks/{h}\">{h}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                b.block.header.time_ms,
+                b.block.records.len(),
+                &b.block.id().to_hex()[..16]
+            ));
+        }
+    }
+    let mut owes = String::new();
+    if let Some((period, s)) = state.latest_statement() {
+        owes.push_str(&format!("<h2>Who owes whom (statement {period})</h2><ul>"));
+        for o in &s.obligations {
+            owes.push_str(&format!("<li>{} → {}: {} (outstanding {})</li>", html_escape(&party_json(&o.payer)), html_escape(&party_json(&o.payee)), cents(o.amount), cents(o.outstanding)));
+        }
+        owes.push_str("</ul>");
+    }
+    let merchants: String = state
+        .merchants()
+        .map(|(p, s)| format!("<li>{} ({}, {})</li>", html_escape(&p.name), html_escape(&p.category), s.name()))
+        .collect();
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Plaza node</title></head><body>\
+         <h1>Plaza — alliance {}</h1><p>height {tip} · <a href=\"/v1/status\">status</a> · <a href=\"/v1/statements\">statements</a> · \
+         <a href=\"/metrics\">metrics</a> · <a href=\"/openapi.json\">OpenAPI</a></p>\
+         <h2>Merchants</h2><ul>{merchants}</ul>{owes}<h2>Latest blocks</h2><table><tr><th>height</th><th>time ms</th><th>records</th><th>id</th></tr>{rows}</table></body></html>",
+        &shared.alliance.to_hex()[..16]
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

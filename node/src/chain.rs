@@ -1,0 +1,371 @@
+//! Block building, execution and persistence: the application side of consensus.
+//!
+//! Blocks are executed through the settlement contract before they are voted on (DESIGN §6):
+//! a proposal is valid only if its records pass the stateless checks, the contract accepts
+//! the block at the header's time, and every root in the header matches what execution
+//! produced. Executed-but-not-final blocks are kept with the state after them, so a chain of
+//! notarized blocks can be extended before the first of them is final. A finalized block is
+//! written in one atomic, synced batch with its receipts (and a statement and a state
+//! snapshot when due); the finalized state is what the API reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use plaza_ledger::block::{Block, BlockHeader, FinalizedBlock, BLOCK_BYTES_MAX};
+use plaza_ledger::cert::{Certificate, VoteKind};
+use plaza_ledger::codec::{Decode, Encode};
+use plaza_ledger::contract::{InvalidBlock, State, Statement};
+use plaza_ledger::keys::{domain, verify_batch, BatchItem};
+use plaza_ledger::receipt::Receipt;
+use plaza_ledger::record::Record;
+use plaza_ledger::store::{BlockWrite, Store};
+use plaza_ledger::{Hash, PublicKey};
+
+/// The finalized tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub view: u64,
+    pub id: Hash,
+    pub time_ms: u64,
+}
+
+/// A block this node executed (built or verified) that is not final yet.
+pub struct Executed {
+    pub block: Block,
+    pub state: State,
+    pub receipts: Vec<Receipt>,
+    pub statement: Option<Statement>,
+}
+
+/// What finalizing a block changed, for the driver's bookkeeping.
+pub struct FinalizedInfo {
+    pub height: u64,
+    pub time_ms: u64,
+    pub records: Vec<Hash>,
+}
+
+pub struct Chain {
+    store: Arc<Store>,
+    state: Arc<RwLock<State>>,
+    tip: Tip,
+    executed: BTreeMap<Hash, Executed>,
+    snapshot_interval_blocks: u64,
+}
+
+fn state_read(state: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Chain {
+    /// Opens the chain at the store's tip: the latest snapshot, then the blocks after it
+    /// re-executed (each state root checked against its header).
+    pub fn open(store: Arc<Store>, snapshot_interval_blocks: u64) -> Result<Chain, String> {
+        let genesis = store.genesis().clone();
+        let tip_height = store.tip_height().map_err(|e| e.to_string())?;
+        let (mut height, mut state) = match store.state_snapshot().map_err(|e| e.to_string())? {
+            Some((h, bytes)) if h <= tip_height => {
+                let state = State::decode_snapshot(&bytes).map_err(|e| format!("state snapshot at height {h}: {e}"))?;
+                (h, state)
+            }
+            _ => (0, State::from_genesis(&genesis)),
+        };
+        if height > 0 {
+            let block = store.block(height).map_err(|e| e.to_string())?.ok_or("snapshot block missing")?;
+            if block.block.header.state_root != state.state_root() {
+                return Err(format!("state snapshot at height {height} does not match the block's state root"));
+            }
+        }
+        while height < tip_height {
+            height += 1;
+            let block = store.block(height).map_err(|e| e.to_string())?.ok_or_else(|| format!("block {height} missing"))?;
+            let outcome = state
+                .apply_block(block.block.header.time_ms, &block.block.records)
+                .map_err(|e| format!("re-executing stored block {height}: {e}"))?;
+            if outcome.state_root != block.block.header.state_root {
+                return Err(format!("re-executing stored block {height}: state root differs from its header"));
+            }
+        }
+        let tip = match store.block(tip_height).map_err(|e| e.to_string())? {
+            Some(b) => Tip { height: tip_height, view: b.block.header.view, id: b.block.id(), time_ms: b.block.header.time_ms },
+            None => Tip { height: 0, view: 0, id: store.alliance_id(), time_ms: genesis.time_ms },
+        };
+        Ok(Chain { store, state: Arc::new(RwLock::new(state)), tip, executed: BTreeMap::new(), snapshot_interval_blocks })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+    /// The finalized state, shared with the API.
+    pub fn shared_state(&self) -> Arc<RwLock<State>> {
+        self.state.clone()
+    }
+    pub fn tip(&self) -> Tip {
+        self.tip
+    }
+    pub fn alliance(&self) -> Hash {
+        self.store.alliance_id()
+    }
+    pub fn executed(&self, id: &Hash) -> Option<&Executed> {
+        self.executed.get(id)
+    }
+    pub fn forget_executed(&mut self) {
+        self.executed.clear();
+    }
+
+    /// Runs `f` on the state after `parent` (the finalized tip or an executed block).
+    fn with_parent_state<T>(&self, parent: &Hash, f: impl FnOnce(&State) -> T) -> Option<T> {
+        if *parent == self.tip.id {
+            return Some(f(&state_read(&self.state)));
+        }
+        self.executed.get(parent).map(|e| f(&e.state))
+    }
+
+    /// Record ids in the executed, not yet final blocks from `parent` back to the tip: a new
+    /// block on `parent` must not carry them again.
+    pub fn in_flight(&self, parent: &Hash) -> BTreeSet<Hash> {
+        let mut out = BTreeSet::new();
+        let mut cursor = *parent;
+        while let Some(e) = self.executed.get(&cursor) {
+            out.extend(e.block.records.iter().map(Record::id));
+            cursor = e.block.header.parent;
+        }
+        out
+    }
+
+    /// Builds the next block on `parent` from `candidates` (already checked and signature
+    /// verified). Records the contract would refuse at this block time are left out and
+    /// returned so the mempool can drop them.
+    pub fn build(
+        &mut self,
+        view: u64,
+        parent: Hash,
+        height: u64,
+        now_ms: u64,
+        proposer: PublicKey,
+        mut candidates: Vec<Record>,
+    ) -> Result<(Hash, Vec<u8>, Vec<Hash>), String> {
+        let (mut state, validator_set_hash) = self
+            .with_parent_state(&parent, |s| (s.clone(), s.validator_set().hash()))
+            .ok_or_else(|| format!("cannot build on unknown parent {parent}"))?;
+        let time_ms = now_ms.max(state.last_block_time_ms());
+        let mut dropped = Vec::new();
+        let outcome = loop {
+            let mut attempt = state.clone();
+            match attempt.apply_block(time_ms, &candidates) {
+                Ok(outcome) => {
+                    state = attempt;
+                    break outcome;
+                }
+                Err(e) => {
+                    let index = match e {
+                        InvalidBlock::WrongAlliance { index, .. }
+                        | InvalidBlock::NotAMember { index, .. }
+                        | InvalidBlock::SignerRemoved { index, .. }
+                        | InvalidBlock::OutsideTimeWindow { index, .. } => index,
+                        InvalidBlock::TooManyRecords { max, .. } => {
+                            candidates.truncate(max);
+                            continue;
+                        }
+                        InvalidBlock::TimeBackwards { .. } => return Err(e.to_string()),
+                    };
+                    dropped.push(candidates.remove(index).id());
+                }
+            }
+        };
+        let header = BlockHeader {
+            height,
+            view,
+            parent,
+            time_ms,
+            proposer,
+            records_root: Block::compute_records_root(&candidates),
+            receipts_root: Block::compute_receipts_root(&outcome.receipts),
+            state_root: outcome.state_root,
+            validator_set_hash,
+            statement_hash: outcome.statement.as_ref().map(Statement::hash),
+        };
+        let block = Block { header, records: candidates };
+        let id = block.id();
+        let payload = block.to_bytes();
+        self.executed.insert(id, Executed { block, state, receipts: outcome.receipts, statement: outcome.statement });
+        Ok((id, payload, dropped))
+    }
+
+    /// Checks and executes a proposed block (CONSENSUS.md's `Verify`). `known` tells which
+    /// record ids already passed signature verification (the mempool's), the rest are
+    /// verified here in one batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify(
+        &mut self,
+        view: u64,
+        id: Hash,
+        parent: Hash,
+        height: u64,
+        payload: &[u8],
+        leader: PublicKey,
+        now_ms: u64,
+        skew_ms_max: u64,
+        known: &dyn Fn(&Hash) -> bool,
+    ) -> Result<(), String> {
+        if self.executed.contains_key(&id) {
+            return Ok(());
+        }
+        let block = Block::from_bytes(payload, BLOCK_BYTES_MAX).map_err(|e| format!("block does not decode: {e}"))?;
+        let h = &block.header;
+        if block.id() != id || h.view != view || h.parent != parent || h.height != height {
+            return Err("block id, view, parent or height differ from the proposal".into());
+        }
+        if h.proposer != leader {
+            return Err("the block's proposer is not the view's leader".into());
+        }
+        if h.time_ms.abs_diff(now_ms) > skew_ms_max {
+            return Err(format!("block time {} is more than {skew_ms_max} ms from our clock {now_ms}", h.time_ms));
+        }
+        if !block.records_match_header() {
+            return Err("records root differs from the records carried".into());
+        }
+        let alliance = self.alliance();
+        for r in &block.records {
+            r.check_without_signature(&alliance).map_err(|e| format!("record {}: {e}", r.id()))?;
+        }
+        let unknown: Vec<&Record> = block.records.iter().filter(|r| !known(&r.id())).collect();
+        if !unknown.is_empty() {
+            let messages: Vec<Vec<u8>> = unknown.iter().map(|r| r.signing_bytes()).collect();
+            let items: Vec<BatchItem<'_>> = unknown
+                .iter()
+                .zip(&messages)
+                .map(|(r, m)| BatchItem { key: r.signer(), domain: domain::RECORD, message: m, signature: r.signature() })
+                .collect();
+            if let Some(bad) = verify_batch(&items).iter().position(|ok| !ok) {
+                return Err(format!("record {} has a bad signature", unknown[bad].id()));
+            }
+        }
+        let (mut state, set_hash) = self
+            .with_parent_state(&parent, |s| (s.clone(), s.validator_set().hash()))
+            .ok_or_else(|| format!("parent {parent} was not executed here"))?;
+        if h.validator_set_hash != set_hash {
+            return Err("validator set hash differs".into());
+        }
+        let outcome = state.apply_block(h.time_ms, &block.records).map_err(|e| format!("contract refuses the block: {e}"))?;
+        if outcome.state_root != h.state_root {
+            return Err("state root differs from execution".into());
+        }
+        if Block::compute_receipts_root(&outcome.receipts) != h.receipts_root {
+            return Err("receipts root differs from execution".into());
+        }
+        if outcome.statement.as_ref().map(Statement::hash) != h.statement_hash {
+            return Err("statement hash differs from execution".into());
+        }
+        self.executed.insert(id, Executed { block, state, receipts: outcome.receipts, statement: outcome.statement });
+        Ok(())
+    }
+
+    /// Stores an executed block as final with `certificate` (of it or of a descendant).
+    pub fn finalize(&mut self, id: &Hash, certificate: Certificate) -> Result<Option<FinalizedInfo>, String> {
+        let Some(executed) = self.executed.get(id) else {
+            return Err(format!("finalized block {id} was not executed here"));
+        };
+        if executed.block.header.height <= self.tip.height {
+            return Ok(None);
+        }
+        if executed.block.header.parent != self.tip.id {
+            return Err(format!("finalized block {id} does not extend the tip"));
+        }
+        let Some(executed) = self.executed.remove(id) else { return Ok(None) };
+        let info = self.commit(executed, certificate)?;
+        Ok(Some(info))
+    }
+
+    fn commit(&mut self, executed: Executed, certificate: Certificate) -> Result<FinalizedInfo, String> {
+        let Executed { block, state, receipts, statement } = executed;
+        let height = block.header.height;
+        let finalized = FinalizedBlock { block, certificate };
+        let statement_bytes = statement.as_ref().map(|s| (s.period, s.to_bytes()));
+        let snapshot = (height % self.snapshot_interval_blocks == 0).then(|| state.to_bytes());
+        self.store
+            .append(BlockWrite {
+                block: &finalized,
+                receipts: &receipts,
+                statement: statement_bytes.as_ref().map(|(p, b)| (*p, b.as_slice())),
+                state_snapshot: snapshot.as_deref(),
+            })
+            .map_err(|e| format!("storing block {height}: {e}"))?;
+        let header = &finalized.block.header;
+        self.tip = Tip { height, view: header.view, id: header.id(), time_ms: header.time_ms };
+        *self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+        // Executed blocks at or below the tip can never be final now.
+        self.executed.retain(|_, e| e.block.header.height > height);
+        Ok(FinalizedInfo { height, time_ms: header.time_ms, records: finalized.block.records.iter().map(Record::id).collect() })
+    }
+
+    /// Block sync: checks, executes and stores blocks fetched from a peer, in height order.
+    /// A block whose certificate names a descendant is stored once that descendant arrives
+    /// in the same batch. Returns the finalized infos of what was stored.
+    pub fn apply_synced(&mut self, blocks: Vec<FinalizedBlock>) -> Result<Vec<FinalizedInfo>, String> {
+        let alliance = self.alliance();
+        let mut stored = Vec::new();
+        let mut waiting: Vec<(Executed, Certificate)> = Vec::new();
+        let mut parent_state = state_read(&self.state).clone();
+        let mut parent_id = self.tip.id;
+        let mut next_height = self.tip.height + 1;
+        for fb in blocks {
+            let FinalizedBlock { block, certificate } = fb;
+            let h = block.header.clone();
+            if h.height < next_height {
+                continue;
+            }
+            if h.height != next_height || h.parent != parent_id {
+                return Err(format!("synced block {} does not extend height {}", h.height, next_height - 1));
+            }
+            if certificate.target.kind != VoteKind::Finalize {
+                return Err(format!("synced block {} carries no finalization", h.height));
+            }
+            let set = parent_state.validator_set().clone();
+            if h.validator_set_hash != set.hash() {
+                return Err(format!("synced block {}: validator set hash differs", h.height));
+            }
+            certificate.verify(&alliance, &set).map_err(|e| format!("synced block {}: certificate: {e}", h.height))?;
+            if !block.records_match_header() {
+                return Err(format!("synced block {}: records root differs", h.height));
+            }
+            for r in &block.records {
+                r.check(&alliance).map_err(|e| format!("synced block {}: record {}: {e}", h.height, r.id()))?;
+            }
+            let mut state = parent_state.clone();
+            let outcome = state.apply_block(h.time_ms, &block.records).map_err(|e| format!("synced block {}: {e}", h.height))?;
+            if outcome.state_root != h.state_root || Block::compute_receipts_root(&outcome.receipts) != h.receipts_root {
+                return Err(format!("synced block {}: execution differs from its header", h.height));
+            }
+            let id = block.id();
+            parent_state = state.clone();
+            parent_id = id;
+            next_height += 1;
+            let target = certificate.target.block;
+            waiting.push((Executed { block, state, receipts: outcome.receipts, statement: outcome.statement }, certificate));
+            if target == id {
+                for (executed, cert) in waiting.drain(..) {
+                    stored.push(self.commit(executed, cert)?);
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Blocks `from..` for a peer's sync request, up to `bytes_max` in total.
+    pub fn blocks_for_sync(&self, from: u64, count_max: u64, bytes_max: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut total = 0;
+        let end = from.saturating_add(count_max).min(self.tip.height + 1);
+        for height in from.max(1)..end {
+            let Ok(Some(block)) = self.store.block(height) else { break };
+            let bytes = block.to_bytes();
+            if total + bytes.len() > bytes_max && !out.is_empty() {
+                break;
+            }
+            total += bytes.len();
+            out.push(bytes);
+        }
+        out
+    }
+}

@@ -1,0 +1,224 @@
+//! libp2p on tokio: TCP + noise + yamux, identify, gossipsub for records and consensus
+//! messages, request-response for block sync, and a member-only gate.
+//!
+//! Only the network keys of current alliance members (and configured observers) may connect:
+//! the allow-list behaviour denies every other peer at connection time, and the driver logs
+//! the refusal. Observers are read-only: their gossip is ignored; they may sync blocks.
+
+use std::io;
+use std::time::Duration;
+
+use libp2p::futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{allow_block_list, gossipsub, identify, noise, request_response, tcp, yamux, PeerId, StreamProtocol, Swarm};
+use plaza_ledger::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use plaza_ledger::record::Record;
+use plaza_ledger::{Hash, PublicKey};
+
+/// Largest gossip message: a consensus message with the largest payload, with room to spare.
+pub const GOSSIP_BYTES_MAX: usize = plaza_consensus::MESSAGE_BYTES_MAX + 64 * 1024;
+/// Records carried in one gossip message.
+pub const RECORDS_PER_GOSSIP_MAX: usize = 1024;
+/// A sync request.
+pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
+/// A sync response (blocks are added while they fit).
+pub const SYNC_RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Blocks in one sync response.
+pub const SYNC_BLOCKS_MAX: u64 = 256;
+
+pub const SYNC_PROTOCOL: &str = "/plaza/sync/1";
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    pub identify: identify::Behaviour,
+    pub gossip: gossipsub::Behaviour,
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// The libp2p peer id of a ledger network key (ed25519).
+pub fn peer_id_of(network_key: &PublicKey) -> Option<PeerId> {
+    let ed = libp2p::identity::ed25519::PublicKey::try_from_bytes(network_key.as_bytes()).ok()?;
+    Some(libp2p::identity::PublicKey::from(ed).to_peer_id())
+}
+
+pub fn topics(alliance: &Hash) -> (gossipsub::IdentTopic, gossipsub::IdentTopic) {
+    let short = &alliance.to_hex()[..16];
+    (gossipsub::IdentTopic::new(format!("plaza/{short}/records")), gossipsub::IdentTopic::new(format!("plaza/{short}/consensus")))
+}
+
+pub fn build_swarm(network_secret: [u8; 32], alliance: &Hash) -> Result<Swarm<Behaviour>, String> {
+    let mut secret = network_secret;
+    let identity = libp2p::identity::Keypair::ed25519_from_bytes(&mut secret).map_err(|e| format!("network key: {e}"))?;
+    let (records, consensus) = topics(alliance);
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| format!("transport: {e}"))?
+        .with_behaviour(|key| -> Result<Behaviour, BoxedError> {
+            let gossip_config = gossipsub::ConfigBuilder::default()
+                .max_transmit_size(GOSSIP_BYTES_MAX)
+                .heartbeat_interval(Duration::from_millis(700))
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .build()
+                .map_err(boxed)?;
+            let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
+                .map_err(boxed)?;
+            gossip.subscribe(&records).map_err(boxed)?;
+            gossip.subscribe(&consensus).map_err(boxed)?;
+            let sync = request_response::Behaviour::with_codec(
+                SyncCodec,
+                [(StreamProtocol::new(SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+            );
+            Ok(Behaviour {
+                allowed: allow_block_list::Behaviour::default(),
+                identify: identify::Behaviour::new(identify::Config::new("/plaza/1.0.0".into(), key.public())),
+                gossip,
+                sync,
+            })
+        })
+        .map_err(|e| format!("network behaviour: {e}"))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+fn boxed(e: impl ToString) -> BoxedError {
+    e.to_string().into()
+}
+
+/// Encodes records for one gossip message.
+pub fn encode_records(records: &[Record]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.seq(records);
+    w.into_bytes()
+}
+
+/// Decodes a gossip message of records (size-limited, whole buffer).
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, DecodeError> {
+    if bytes.len() > GOSSIP_BYTES_MAX {
+        return Err(DecodeError::invalid("records message", "too large"));
+    }
+    let mut r = Reader::new(bytes);
+    let records = r.seq("records", RECORDS_PER_GOSSIP_MAX)?;
+    r.finish()?;
+    Ok(records)
+}
+
+/// Asks a peer for finalized blocks from `from`, if it is at least `lag_min` blocks ahead of
+/// `from - 1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncRequest {
+    pub from: u64,
+    pub count: u64,
+    pub lag_min: u64,
+}
+
+/// The peer's tip and the encoded `FinalizedBlock`s it sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncResponse {
+    pub tip: u64,
+    pub blocks: Vec<Vec<u8>>,
+}
+
+impl Encode for SyncRequest {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(1);
+        w.u64(self.from);
+        w.u64(self.count);
+        w.u64(self.lag_min);
+    }
+}
+impl Decode for SyncRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(SyncRequest { from: r.u64()?, count: r.u64()?.min(SYNC_BLOCKS_MAX), lag_min: r.u64()? }),
+            tag => Err(DecodeError::InvalidTag { what: "sync request", tag }),
+        }
+    }
+}
+impl Encode for SyncResponse {
+    fn encode(&self, w: &mut Writer) {
+        w.u64(self.tip);
+        w.u32(self.blocks.len() as u32);
+        for b in &self.blocks {
+            w.bytes(b);
+        }
+    }
+}
+impl Decode for SyncResponse {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let tip = r.u64()?;
+        let n = r.len("sync blocks", SYNC_BLOCKS_MAX as usize)?;
+        let mut blocks = Vec::with_capacity(n);
+        for _ in 0..n {
+            blocks.push(r.bytes("sync block", SYNC_RESPONSE_BYTES_MAX)?.to_vec());
+        }
+        Ok(SyncResponse { tip, blocks })
+    }
+}
+
+/// Length-prefixed canonical encodings over a libp2p stream.
+#[derive(Clone, Copy, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: libp2p::futures::AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {max}")));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: libp2p::futures::AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+fn invalid(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    where
+        T: libp2p::futures::AsyncRead + Unpin + Send,
+    {
+        let bytes = read_frame(io, SYNC_REQUEST_BYTES_MAX).await?;
+        SyncRequest::from_bytes(&bytes, SYNC_REQUEST_BYTES_MAX).map_err(invalid)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    where
+        T: libp2p::futures::AsyncRead + Unpin + Send,
+    {
+        let bytes = read_frame(io, SYNC_RESPONSE_BYTES_MAX + 4096).await?;
+        SyncResponse::from_bytes(&bytes, SYNC_RESPONSE_BYTES_MAX + 4096).map_err(invalid)
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()>
+    where
+        T: libp2p::futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req.to_bytes()).await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: SyncResponse) -> io::Result<()>
+    where
+        T: libp2p::futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res.to_bytes()).await
+    }
+}
