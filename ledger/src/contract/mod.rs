@@ -33,6 +33,7 @@
 mod accounts;
 mod items;
 mod rules;
+mod sales;
 pub mod statement;
 mod table;
 pub mod types;
@@ -56,11 +57,12 @@ pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, Statem
 
 use accounts::{Accounts, PartyId};
 use items::{Item, Items, RawItems};
+use sales::Sales;
 use statement::StatementBuilder;
 use table::Table;
 use types::{
     Agreement, Batch, Card, Carry, Coupon, HashValue, Merchant, NamedKey, Promoter, Proposal, Referral, ReferrerStats,
-    Sale, ValidatorChange,
+    ValidatorChange,
 };
 
 /// The largest snapshot `decode_snapshot` accepts.
@@ -171,7 +173,7 @@ pub struct State {
     batches: Table<Hash, Batch>,
     batch_names: Table<NamedKey, HashValue>,
     coupons: Table<Hash, Coupon>,
-    sales: Table<NamedKey, Sale>,
+    sales: Sales,
     items: Items,
     proposals: Table<Hash, Proposal>,
     agreements: Table<Hash, Agreement>,
@@ -237,7 +239,7 @@ impl State {
             batches: Table::new(),
             batch_names: Table::new(),
             coupons: Table::new(),
-            sales: Table::new(),
+            sales: Sales::default(),
             items: Items::default(),
             proposals: Table::new(),
             agreements: Table::new(),
@@ -577,7 +579,7 @@ impl State {
         h.update(&globals.into_bytes());
         self.merchants.hash_changes(1, &mut h);
         self.promoters.hash_changes(2, &mut h);
-        self.cards.hash_changes(3, &mut h);
+        self.cards.hash_changes_sized(3, &mut h);
         self.referrals.hash_changes(4, &mut h);
         self.batches.hash_changes(5, &mut h);
         self.batch_names.hash_changes(6, &mut h);
@@ -756,7 +758,7 @@ impl Decode for State {
         let batches = Table::decode_table(r, "batches")?;
         let batch_names = Table::decode_table(r, "batch names")?;
         let coupons = Table::decode_table(r, "coupons")?;
-        let sales = Table::decode_table(r, "sales")?;
+        let sales = Sales::decode_sales(r)?;
         let raw_items = RawItems::decode(r)?;
         let proposals = Table::decode_table(r, "proposals")?;
         let agreements = Table::decode_table(r, "agreements")?;

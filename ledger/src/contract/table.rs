@@ -5,6 +5,16 @@ use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
+use super::types::EncodedLen;
+
+/// `u32 len ‖ value`, as `Writer::bytes(&value.to_bytes())` writes it, without the copy.
+pub(crate) fn write_sized<V: EncodedLen>(w: &mut Writer, value: &V) {
+    let len = value.encoded_len();
+    w.u32(u32::try_from(len).expect("values are far below 4 GiB"));
+    debug_assert_eq!(len, value.to_bytes().len(), "encoded_len matches the encoding");
+    value.encode(w);
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Table<K: Ord, V> {
     map: BTreeMap<K, V>,
@@ -54,6 +64,33 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
                     let bytes = value.to_bytes();
                     w.bytes(&bytes);
                 }
+            }
+        }
+        hasher.update(&w.into_bytes());
+    }
+
+    /// `hash_changes` for values that know their encoded length: each value is encoded once,
+    /// straight into the buffer (same bytes).
+    pub fn hash_changes_sized(&mut self, tag: u8, hasher: &mut blake3::Hasher)
+    where
+        V: EncodedLen,
+    {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut w = Writer::new();
+        for (n, key) in dirty.into_iter().enumerate() {
+            w.u8(tag);
+            key.encode(&mut w);
+            match self.map.get(&key) {
+                None => w.u8(0),
+                Some(value) => {
+                    w.u8(1);
+                    write_sized(&mut w, value);
+                }
+            }
+            if n % 256 == 255 {
+                hasher.update(&std::mem::take(&mut w).into_bytes());
             }
         }
         hasher.update(&w.into_bytes());

@@ -12,6 +12,21 @@ use crate::record::{
 
 use super::statement::LineKind;
 
+/// The exact length of a value's canonical encoding, computed without encoding it, so the
+/// state root can write `u32 len ‖ value` straight into its buffer (docs/FORMAT.md). Checked
+/// against `to_bytes().len()` by the unit tests below and, in debug builds, on every use.
+pub(crate) trait EncodedLen: Encode {
+    fn encoded_len(&self) -> usize;
+}
+
+/// `u8 tag ‖ (key | u32 len ‖ id)`.
+pub(crate) fn party_len(party: &Party) -> usize {
+    match party {
+        Party::Merchant(_) => 1 + 32,
+        Party::Promoter(id) => 1 + 4 + id.as_str().len(),
+    }
+}
+
 /// Bounds used when decoding a snapshot (nothing the contract builds comes near them).
 pub const LIST_MAX: usize = 1 << 24;
 
@@ -122,6 +137,18 @@ pub struct Card {
 impl Card {
     pub fn debt_total(&self) -> u64 {
         self.debt.iter().map(|(_, p)| *p).fold(0u64, u64::saturating_add)
+    }
+}
+impl EncodedLen for Card {
+    fn encoded_len(&self) -> usize {
+        32 + 4
+            + 64 * self.lots.len()
+            + 4
+            + 40 * self.debt.len()
+            + 1
+            + if self.last_referral.is_some() { 32 } else { 0 }
+            + 4
+            + 40 * self.recent.len()
     }
 }
 impl Encode for Card {
@@ -333,6 +360,24 @@ pub struct Sale {
     pub coupons: Vec<(Hash, Option<u32>)>,
     /// S11: the referring parties whose refund ratio this sale counts toward.
     pub referrers: Vec<Party>,
+}
+impl EncodedLen for Sale {
+    fn encoded_len(&self) -> usize {
+        let items: usize = self.items.iter().map(|i| 8 + party_len(&i.debtor) + party_len(&i.creditor) + 1 + 8 + 8).sum();
+        32 + 8
+            + 3 * 8
+            + 4
+            + self.refund_ids.iter().map(|r| 4 + r.len()).sum::<usize>()
+            + 1
+            + if self.card.is_some() { 16 } else { 0 }
+            + 4
+            + items
+            + if self.earned.is_some() { 1 + 32 } else { 1 }
+            + 4
+            + self.coupons.iter().map(|(_, i)| 32 + if i.is_some() { 5 } else { 1 }).sum::<usize>()
+            + 4
+            + self.referrers.iter().map(party_len).sum::<usize>()
+    }
 }
 impl Encode for Sale {
     fn encode(&self, w: &mut Writer) {
@@ -699,5 +744,51 @@ impl Encode for HashValue {
 impl Decode for HashValue {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(HashValue(Hash::decode(r)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+
+    fn check<T: EncodedLen>(v: &T) {
+        assert_eq!(v.encoded_len(), v.to_bytes().len());
+    }
+
+    #[test]
+    fn encoded_len_is_the_encoding_length() {
+        let k = Keypair::from_seed(b"len/a").public();
+        let promoter = Party::Promoter(PromoterId::new("kol-123").expect("id"));
+        let mut card = Card { home: k, lots: Vec::new(), debt: Vec::new(), last_referral: None, recent: Vec::new() };
+        check(&card);
+        card.lots.push(Lot { id: 1, issuer: k, points: 5, spendable_at_ms: 2, expires_at_ms: 3 });
+        card.debt.push((k, 4));
+        card.last_referral = Some(Hash::digest(b"r"));
+        card.recent.push((k, 9));
+        card.recent.push((k, 10));
+        check(&card);
+        let item = |d: Party, c: Party| SaleItem { item: 7, debtor: d, creditor: c, kind: LineKind::Promoter, original: Amount::ZERO, reversed: Amount::ZERO };
+        let mut sale = Sale {
+            record: Hash::digest(b"s"),
+            event_ms: 1,
+            gross: Amount::ZERO,
+            base: Amount::ZERO,
+            refunded: Amount::ZERO,
+            refund_ids: Vec::new(),
+            card: None,
+            items: Vec::new(),
+            earned: None,
+            coupons: Vec::new(),
+            referrers: Vec::new(),
+        };
+        check(&sale);
+        sale.refund_ids = vec!["r-1".into(), "refund-long-id".into()];
+        sale.card = Some(CardId([3; 16]));
+        sale.items = vec![item(Party::Merchant(k), promoter.clone()), item(promoter.clone(), Party::Merchant(k))];
+        sale.earned = Some((1, 2, 3, 4));
+        sale.coupons = vec![(Hash::digest(b"c1"), None), (Hash::digest(b"c2"), Some(0))];
+        sale.referrers = vec![Party::Merchant(k), promoter];
+        check(&sale);
     }
 }

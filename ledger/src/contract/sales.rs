@@ -1,0 +1,106 @@
+//! The sales table (tag 8 of the state root): every sale by (seller, order id), kept for
+//! refunds and revocations (S6, S8).
+//!
+//! Stored as seller → order id → sale, with each sale boxed: a lookup compares one 32-byte key
+//! per level of a 200-entry map and then short order ids, instead of (key, order id) pairs
+//! all the way down a map of millions, and inserting never shifts whole sales inside the tree's
+//! nodes. The iteration order — seller, then order id — is the order of `NamedKey`, so the
+//! snapshot and the root see exactly a `Table<NamedKey, Sale>` (docs/FORMAT.md).
+
+use std::collections::BTreeMap;
+
+use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::keys::PublicKey;
+
+use super::table::write_sized;
+use super::types::{NamedKey, Sale};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sales {
+    map: BTreeMap<PublicKey, BTreeMap<String, Box<Sale>>>,
+    len: usize,
+    /// Keys touched since the last root, with repeats.
+    dirty: Vec<NamedKey>,
+}
+
+impl Sales {
+    pub fn get(&self, key: &NamedKey) -> Option<&Sale> {
+        self.map.get(&key.merchant)?.get(key.name.as_str()).map(|s| &**s)
+    }
+    pub fn contains(&self, key: &NamedKey) -> bool {
+        self.get(key).is_some()
+    }
+    /// Marks the sale changed: call only when about to change it.
+    pub fn get_mut(&mut self, key: &NamedKey) -> Option<&mut Sale> {
+        let sale = self.map.get_mut(&key.merchant)?.get_mut(key.name.as_str())?;
+        self.dirty.push(key.clone());
+        Some(&mut **sale)
+    }
+    pub fn insert(&mut self, key: NamedKey, sale: Sale) {
+        self.dirty.push(key.clone());
+        if self.map.entry(key.merchant).or_default().insert(key.name, Box::new(sale)).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Same bytes as `Table::hash_changes` over `Table<NamedKey, Sale>` (sales are never
+    /// removed, so every touched key is present).
+    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut w = Writer::new();
+        let mut at = 0;
+        while at < dirty.len() {
+            // One seller's keys at a time: one lookup of the seller.
+            let merchant = dirty[at].merchant;
+            let orders = self.map.get(&merchant);
+            while at < dirty.len() && dirty[at].merchant == merchant {
+                let key = &dirty[at];
+                w.u8(tag);
+                key.encode(&mut w);
+                match orders.and_then(|o| o.get(key.name.as_str())) {
+                    None => w.u8(0),
+                    Some(sale) => {
+                        w.u8(1);
+                        write_sized(&mut w, &**sale);
+                    }
+                }
+                at += 1;
+            }
+            hasher.update(&std::mem::take(&mut w).into_bytes());
+        }
+        hasher.update(&w.into_bytes());
+    }
+
+    pub fn decode_sales(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = r.len("sales", u32::MAX as usize)?;
+        let mut sales = Sales::default();
+        let mut last: Option<NamedKey> = None;
+        for _ in 0..len {
+            let key = NamedKey::decode(r)?;
+            if last.as_ref().is_some_and(|l| *l >= key) {
+                return Err(DecodeError::invalid("sales", "keys must be sorted and distinct"));
+            }
+            let sale = Sale::decode(r)?;
+            last = Some(key.clone());
+            sales.insert(key, sale);
+        }
+        sales.dirty.clear();
+        Ok(sales)
+    }
+}
+
+/// `u32 n ‖ (NamedKey ‖ Sale)×n`, by (seller, order id).
+impl Encode for Sales {
+    fn encode(&self, w: &mut Writer) {
+        w.u32(u32::try_from(self.len).expect("fewer than 2^32 sales"));
+        for (merchant, orders) in &self.map {
+            for (name, sale) in orders {
+                merchant.encode(w);
+                w.str(name);
+                sale.encode(w);
+            }
+        }
+    }
+}
