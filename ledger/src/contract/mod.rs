@@ -468,21 +468,18 @@ impl State {
                 on_hold[id as usize] = true;
             }
         }
-        while let Some(&(lock_at, id)) = self.lock_queue.first() {
-            if lock_at >= end {
-                break;
-            }
-            self.lock_queue.pop_first();
-            let Some(item) = self.items.get(&id) else { continue };
+        // The queue entries before `end`, in (lock time, id) order, split off in one step.
+        let later = self.lock_queue.split_off(&(end, 0));
+        let due = std::mem::replace(&mut self.lock_queue, later);
+        for (_, id) in due {
+            let Some(mut item) = self.items.remove(&id) else { continue };
             if on_hold[item.creditor as usize] {
-                let creditor = item.creditor;
-                if let Some(item) = self.items.get_mut(&id) {
-                    item.held = true;
-                }
-                self.held_items.insert((creditor, id));
+                // Stays pending, on hold (the root sees the item changed, as for an edit).
+                item.held = true;
+                self.held_items.insert((item.creditor, id));
+                self.items.insert(id, item);
                 continue;
             }
-            let Some(item) = self.items.remove(&id) else { continue };
             let cents = u128::from(item.amount.cents());
             builder.add(item.debtor, item.creditor, item.kind, cents, item.source);
             self.balances.balance_mut(item.creditor).pending_in -= cents;
