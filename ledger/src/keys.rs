@@ -3,22 +3,31 @@
 //! Acceptance is the same for single and batch verification, on every node:
 //! - the public key is a canonical encoding of a point of prime order (no small-order or
 //!   mixed-order keys: "weak" keys are rejected where keys enter, in [`PublicKey::from_bytes`]);
-//! - the signature's R is a canonical encoding of a point of prime order;
+//! - the signature's R is a canonical encoding of a point that is not of small order;
 //! - the signature's S is a canonical scalar (S < ℓ);
-//! - the cofactorless equation [S]B = R + [k]A holds.
+//! - the cofactored equation [8][S]B = [8]R + [8][k]A holds, k = SHA-512(R ‖ A ‖ M) mod ℓ.
 //!
-//! Because A and R lie in the prime-order subgroup, the cofactorless equation and the random
-//! linear combination that batch verification checks accept exactly the same signatures
-//! (up to the batch's 2^-128 soundness error), which is what lets a node batch for speed
-//! without ever disagreeing with a node that verifies one by one.
+//! The cofactored equation is what batch verification checks too (a random linear combination
+//! multiplied by the cofactor), so a node that batches for speed accepts exactly what a node
+//! verifying one by one accepts (up to the batch's 2^-128 soundness error) — the property the
+//! cofactorless `verify_strict` of ed25519-dalek does not have, and the reason verification is
+//! written here on curve25519-dalek's primitives (the same choice as ZIP-215). Signing and key
+//! generation are ed25519-dalek's.
 
 use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use curve25519_dalek::Scalar;
+use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha512};
 use thiserror::Error;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
@@ -54,48 +63,59 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks that 32 bytes canonically encode a point of prime order.
-fn check_prime_order_point(bytes: &[u8; 32]) -> Result<(), KeyError> {
-    let compressed = CompressedEdwardsY(*bytes);
-    let point = compressed.decompress().ok_or(KeyError::NotAPoint)?;
+/// Decompresses 32 bytes that must be the canonical encoding of a point.
+fn canonical_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, KeyError> {
+    let point = CompressedEdwardsY(*bytes).decompress().ok_or(KeyError::NotAPoint)?;
     if point.compress().as_bytes() != bytes {
         return Err(KeyError::NonCanonical);
     }
+    Ok(point)
+}
+
+/// Checks that 32 bytes canonically encode a point of prime order.
+fn prime_order_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, KeyError> {
+    let point = canonical_point(bytes)?;
     if point.is_small_order() || !point.is_torsion_free() {
         return Err(KeyError::Weak);
     }
-    Ok(())
+    Ok(point)
 }
 
-/// Accepted key encodings remembered per thread by [`PublicKey::from_bytes`] (direct-mapped
-/// by the first byte; only keys that passed the check are stored, so the cache can never
-/// accept a key the check would reject).
-const ACCEPTED_KEYS_CACHED: usize = 256;
-thread_local! {
-    static ACCEPTED_KEYS: std::cell::RefCell<[Option<[u8; 32]>; ACCEPTED_KEYS_CACHED]> =
-        const { std::cell::RefCell::new([None; ACCEPTED_KEYS_CACHED]) };
+/// Keys already validated, so the torsion check (a full scalar multiplication) runs once per
+/// key per process, not once per message. It memoises a pure function: no answer depends on it.
+const KEY_CACHE_MAX: usize = 1 << 16;
+static KEY_CACHE: OnceLock<Mutex<BTreeMap<[u8; 32], EdwardsPoint>>> = OnceLock::new();
+
+fn validated_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, KeyError> {
+    let cache = KEY_CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Ok(map) = cache.lock() {
+        if let Some(point) = map.get(bytes) {
+            return Ok(*point);
+        }
+    }
+    let point = prime_order_point(bytes)?;
+    if let Ok(mut map) = cache.lock() {
+        if map.len() >= KEY_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(*bytes, point);
+    }
+    Ok(point)
 }
 
 /// A validated ed25519 public key: merchants, validators, network identities.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey {
     bytes: [u8; 32],
-    key: VerifyingKey,
+    point: EdwardsPoint,
 }
 
 impl PublicKey {
     /// The only way keys enter: rejects non-points, non-canonical encodings and weak keys.
+    /// The prime-order check costs a scalar multiplication and a few merchant keys sign
+    /// almost everything, so accepted keys are remembered process-wide ([`validated_point`]).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
-        // The prime-order check costs a scalar multiplication; the same few merchant keys
-        // sign almost every record, so accepted keys are remembered (per thread).
-        let slot = usize::from(bytes[0]) % ACCEPTED_KEYS_CACHED;
-        let known = ACCEPTED_KEYS.with(|cache| cache.borrow()[slot] == Some(*bytes));
-        if !known {
-            check_prime_order_point(bytes)?;
-            ACCEPTED_KEYS.with(|cache| cache.borrow_mut()[slot] = Some(*bytes));
-        }
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::NotAPoint)?;
-        Ok(PublicKey { bytes: *bytes, key })
+        Ok(PublicKey { bytes: *bytes, point: validated_point(bytes)? })
     }
 
     pub fn from_hex(text: &str) -> Result<PublicKey, KeyError> {
@@ -116,11 +136,15 @@ impl PublicKey {
 
     /// Verifies `signature` over `domain ‖ message` under the acceptance rule above.
     pub fn verify(&self, domain: &[u8], message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
-        let sig = signature.checked()?;
-        let mut full = Vec::with_capacity(domain.len() + message.len());
-        full.extend_from_slice(domain);
-        full.extend_from_slice(message);
-        self.key.verify_strict(&full, &sig).map_err(|_| SignatureError::Mismatch)
+        let (r, s) = signature.checked()?;
+        let k = challenge(&signature.0[..32], &self.bytes, domain, message);
+        // [8]([S]B − [k]A − R) = 0
+        let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&-k, &self.point, &s);
+        if (sb_minus_ka - r).mul_by_cofactor().is_identity() {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
     }
 }
 
@@ -167,19 +191,28 @@ impl Decode for PublicKey {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);
 
+/// k = SHA-512(R ‖ A ‖ domain ‖ message) mod ℓ (RFC 8032 §5.1.7, the message being domain ‖ message).
+fn challenge(r: &[u8], a: &[u8; 32], domain: &[u8], message: &[u8]) -> Scalar {
+    let mut h = Sha512::new();
+    h.update(r);
+    h.update(a);
+    h.update(domain);
+    h.update(message);
+    let digest: [u8; 64] = h.finalize().into();
+    Scalar::from_bytes_mod_order_wide(&digest)
+}
+
 impl Signature {
-    fn checked(&self) -> Result<ed25519_dalek::Signature, SignatureError> {
-        let r: [u8; 32] = self.0[..32].try_into().expect("64 = 32 + 32");
-        check_prime_order_point(&r).map_err(|e| match e {
-            KeyError::Weak => SignatureError::WeakR,
-            _ => SignatureError::NonCanonicalR,
-        })?;
-        // S < l: the top three bits must be clear and the value below l.
-        let s: [u8; 32] = self.0[32..].try_into().expect("64 = 32 + 32");
-        if curve25519_dalek::Scalar::from_canonical_bytes(s).is_none().into() {
-            return Err(SignatureError::NonCanonicalS);
+    /// R as a canonical, not-small-order point and S as a canonical scalar.
+    fn checked(&self) -> Result<(EdwardsPoint, Scalar), SignatureError> {
+        let r_bytes: [u8; 32] = self.0[..32].try_into().expect("64 = 32 + 32");
+        let r = canonical_point(&r_bytes).map_err(|_| SignatureError::NonCanonicalR)?;
+        if r.is_small_order() {
+            return Err(SignatureError::WeakR);
         }
-        Ok(ed25519_dalek::Signature::from_bytes(&self.0))
+        let s_bytes: [u8; 32] = self.0[32..].try_into().expect("64 = 32 + 32");
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)).ok_or(SignatureError::NonCanonicalS)?;
+        Ok((r, s))
     }
 
     pub fn to_hex(&self) -> String {
@@ -214,35 +247,63 @@ pub struct BatchItem<'a> {
 
 /// Verifies many signatures at once. Returns, for each item, whether it is accepted; the
 /// answers are exactly those of [`PublicKey::verify`] item by item.
+///
+/// One multiscalar multiplication checks
+/// [8]( [Σ zᵢSᵢ]B − Σ zᵢRᵢ − Σ (zᵢkᵢ)Aᵢ ) = 0 with 128-bit zᵢ derived by blake3 from every
+/// input (deterministic, and unpredictable to whoever made the signatures). When it fails,
+/// the items are checked one by one to say which.
 pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
     let mut accepted = vec![false; items.len()];
-    let mut candidates = Vec::with_capacity(items.len());
-    let mut sigs = Vec::with_capacity(items.len());
-    let mut messages = Vec::with_capacity(items.len());
+    let mut candidates: Vec<usize> = Vec::with_capacity(items.len());
+    let mut rs = Vec::with_capacity(items.len());
+    let mut ss = Vec::with_capacity(items.len());
+    let mut ks = Vec::with_capacity(items.len());
+    let mut transcript = blake3::Hasher::new();
+    transcript.update(b"plaza/batch-verify/v1");
     for (i, item) in items.iter().enumerate() {
-        if let Ok(sig) = item.signature.checked() {
-            let mut full = Vec::with_capacity(item.domain.len() + item.message.len());
-            full.extend_from_slice(item.domain);
-            full.extend_from_slice(item.message);
+        if let Ok((r, s)) = item.signature.checked() {
+            let k = challenge(&item.signature.0[..32], &item.key.bytes, item.domain, item.message);
+            transcript.update(&item.signature.0);
+            transcript.update(&item.key.bytes);
+            transcript.update(k.as_bytes());
             candidates.push(i);
-            sigs.push(sig);
-            messages.push(full);
+            rs.push(r);
+            ss.push(s);
+            ks.push(k);
         }
     }
-    if candidates.is_empty() {
-        return accepted;
+    match candidates.len() {
+        0 => return accepted,
+        1 => {
+            let i = candidates[0];
+            accepted[i] = items[i].key.verify(items[i].domain, items[i].message, items[i].signature).is_ok();
+            return accepted;
+        }
+        _ => {}
     }
-    let keys: Vec<VerifyingKey> = candidates.iter().map(|&i| items[i].key.key).collect();
-    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    if ed25519_dalek::verify_batch(&message_refs, &sigs, &keys).is_ok() {
+    let mut rng = transcript.finalize_xof();
+    let zs: Vec<Scalar> = (0..candidates.len())
+        .map(|_| {
+            let mut z = [0u8; 32];
+            rng.fill(&mut z[..16]);
+            Scalar::from_bytes_mod_order(z)
+        })
+        .collect();
+    let b_coefficient: Scalar = zs.iter().zip(&ss).map(|(z, s)| z * s).sum();
+    let scalars = std::iter::once(b_coefficient)
+        .chain(zs.iter().map(|z| -z))
+        .chain(zs.iter().zip(&ks).map(|(z, k)| -(z * k)));
+    let points = std::iter::once(ED25519_BASEPOINT_POINT)
+        .chain(rs.iter().copied())
+        .chain(candidates.iter().map(|&i| items[i].key.point));
+    if EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity() {
         for &i in &candidates {
             accepted[i] = true;
         }
         return accepted;
     }
-    // Some signature is bad: find which, one by one.
-    for (slot, &i) in candidates.iter().enumerate() {
-        accepted[i] = keys[slot].verify_strict(message_refs[slot], &sigs[slot]).is_ok();
+    for &i in &candidates {
+        accepted[i] = items[i].key.verify(items[i].domain, items[i].message, items[i].signature).is_ok();
     }
     accepted
 }

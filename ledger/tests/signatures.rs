@@ -126,3 +126,51 @@ proptest! {
         prop_assert_eq!(verify_batch(&items), single);
     }
 }
+
+/// The case where cofactorless and cofactored verification differ: a signer who puts a
+/// small-order component into its own R. Plaza's rule is cofactored, so single and batch
+/// verification both accept it — the point is that they agree, on every node.
+#[test]
+fn a_torsioned_r_gets_the_same_answer_single_and_batch() {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::Scalar;
+    use sha2::{Digest, Sha512};
+
+    let a = Scalar::from_bytes_mod_order(*blake3::hash(b"secret").as_bytes());
+    let public_point = B * a;
+    let pk = PublicKey::from_bytes(public_point.compress().as_bytes()).expect("a prime-order key");
+    // T: a point of order 8 (the small-order key of speccheck vector 0).
+    let t_bytes: [u8; 32] = hex::decode(&cases()[0].1.map(|b| format!("{b:02x}")).concat()).expect("hex").try_into().expect("32");
+    let t = CompressedEdwardsY(t_bytes).decompress().expect("a point");
+    assert!(t.is_small_order());
+    let r = Scalar::from_bytes_mod_order(*blake3::hash(b"nonce").as_bytes());
+    let big_r = B * r + t;
+    let message = b"torsion";
+    let mut h = Sha512::new();
+    h.update(big_r.compress().as_bytes());
+    h.update(pk.as_bytes());
+    h.update(message);
+    let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    let s = r + k * a;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(big_r.compress().as_bytes());
+    sig[32..].copy_from_slice(s.as_bytes());
+    let sig = Signature(sig);
+
+    let single = pk.verify(NO_DOMAIN, message, &sig).is_ok();
+    assert!(single, "the cofactored rule accepts a signer's own torsioned R");
+    let good = Keypair::from_seed(b"other").sign(NO_DOMAIN, b"x");
+    let other = Keypair::from_seed(b"other").public();
+    for _ in 0..8 {
+        let batch = verify_batch(&[
+            BatchItem { key: &pk, domain: NO_DOMAIN, message, signature: &sig },
+            BatchItem { key: &other, domain: NO_DOMAIN, message: b"x", signature: &good },
+        ]);
+        assert_eq!(batch, vec![single, true], "batch agrees with single");
+    }
+    // Anyone else changing R (even by a torsion point) breaks the signature: no malleability.
+    let mut tampered = sig;
+    tampered.0[..32].copy_from_slice((big_r + t).compress().as_bytes());
+    assert!(pk.verify(NO_DOMAIN, message, &tampered).is_err());
+}
