@@ -12,6 +12,7 @@ use crate::record::Party;
 
 use super::accounts::{Accounts, PartyId};
 use super::statement::LineKind;
+use super::types::party_len;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Item {
@@ -26,6 +27,10 @@ pub(crate) struct Item {
 }
 
 impl Item {
+    fn encoded_len(&self, accounts: &Accounts) -> usize {
+        party_len(accounts.party(self.debtor)) + party_len(accounts.party(self.creditor)) + 8 + 1 + 32 + 8 + 1
+    }
+
     /// `Party debtor ‖ Party creditor ‖ amount ‖ u8 kind ‖ source ‖ u64 lock at ‖ bool held`.
     fn encode(&self, w: &mut Writer, accounts: &Accounts) {
         accounts.party(self.debtor).encode(w);
@@ -91,10 +96,10 @@ impl Items {
             match self.map.get(&id) {
                 None => w.u8(0),
                 Some(item) => {
+                    // `u32 len ‖ item`, written in one pass.
                     w.u8(1);
-                    let mut value = Writer::new();
-                    item.encode(&mut value, accounts);
-                    w.bytes(&value.into_bytes());
+                    w.u32(item.encoded_len(accounts) as u32);
+                    item.encode(&mut w, accounts);
                 }
             }
         }
@@ -148,5 +153,25 @@ impl RawItems {
             map.insert(id, item);
         }
         Ok(Items { map, dirty: Vec::new() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+    use crate::record::PromoterId;
+
+    #[test]
+    fn encoded_len_is_the_encoding_length() {
+        let mut accounts = Accounts::default();
+        let m = accounts.open(&Party::Merchant(Keypair::from_seed(b"items/m").public()));
+        let p = accounts.open(&Party::Promoter(PromoterId::new("kol-9").expect("id")));
+        for (debtor, creditor) in [(m, p), (p, m)] {
+            let item = Item { debtor, creditor, amount: Amount::ZERO, kind: LineKind::Promoter, source: Hash::ZERO, lock_at_ms: 1, held: true };
+            let mut w = Writer::new();
+            item.encode(&mut w, &accounts);
+            assert_eq!(item.encoded_len(&accounts), w.into_bytes().len());
+        }
     }
 }

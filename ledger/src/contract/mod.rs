@@ -57,7 +57,7 @@ pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, Statem
 
 use accounts::{Accounts, PartyId};
 use items::{Item, Items, RawItems};
-use sales::Sales;
+use sales::{RawSales, Sales};
 use statement::StatementBuilder;
 use table::Table;
 use types::{
@@ -354,17 +354,26 @@ impl State {
         self.balances.balance_mut(id)
     }
 
-    /// Creates a pending item (S8). Zero amounts create nothing.
-    fn add_item(&mut self, debtor: &Party, creditor: &Party, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<u64> {
+    /// Creates a pending item (S8), opening the parties' accounts: its id and the parties'.
+    /// Zero amounts create nothing.
+    fn add_item(&mut self, debtor: &Party, creditor: &Party, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<(u64, PartyId, PartyId)> {
+        if amount.is_zero() || debtor == creditor {
+            return None;
+        }
+        let creditor = self.balances.open(creditor);
+        let debtor = self.balances.open(debtor);
+        self.add_item_ids(debtor, creditor, amount, kind, source, lock_at_ms).map(|id| (id, debtor, creditor))
+    }
+
+    /// [`State::add_item`] between parties that have accounts.
+    fn add_item_ids(&mut self, debtor: PartyId, creditor: PartyId, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<u64> {
         if amount.is_zero() || debtor == creditor {
             return None;
         }
         let id = self.next_item;
         self.next_item += 1;
         let cents = u128::from(amount.cents());
-        let creditor = self.balances.open(creditor);
         self.balances.balance_mut(creditor).pending_in += cents;
-        let debtor = self.balances.open(debtor);
         self.balances.balance_mut(debtor).pending_out += cents;
         self.lock_queue.insert((lock_at_ms, id));
         self.items.insert(id, Item { debtor, creditor, amount, kind, source, lock_at_ms, held: false });
@@ -391,7 +400,7 @@ impl State {
     }
 
     /// S8: reverses `delta` of a sale's item: pending items shrink, locked ones get a clawback.
-    fn reverse_item(&mut self, item_id: u64, debtor: &Party, creditor: &Party, delta: Amount, source: Hash, block_ms: u64) {
+    fn reverse_item(&mut self, item_id: u64, debtor: PartyId, creditor: PartyId, delta: Amount, source: Hash, block_ms: u64) {
         if delta.is_zero() {
             return;
         }
@@ -400,7 +409,7 @@ impl State {
             self.reduce_item(item_id, delta);
         } else {
             // Locked items are never edited: the creditor pays back in the next statement.
-            self.add_item(creditor, debtor, delta, LineKind::Clawback, source, block_ms);
+            self.add_item_ids(creditor, debtor, delta, LineKind::Clawback, source, block_ms);
         }
     }
 
@@ -581,7 +590,7 @@ impl State {
         self.batches.hash_changes(5, &mut h);
         self.batch_names.hash_changes(6, &mut h);
         self.coupons.hash_changes(7, &mut h);
-        self.sales.hash_changes(8, &mut h);
+        self.sales.hash_changes(8, &mut h, &self.balances);
         self.items.hash_changes(9, &mut h, &self.balances);
         self.proposals.hash_changes(10, &mut h);
         self.agreements.hash_changes(11, &mut h);
@@ -700,7 +709,7 @@ impl Encode for State {
         self.batches.encode(w);
         self.batch_names.encode(w);
         self.coupons.encode(w);
-        self.sales.encode(w);
+        self.sales.encode(w, &self.balances);
         self.items.encode(w, &self.balances);
         self.proposals.encode(w);
         self.agreements.encode(w);
@@ -755,7 +764,7 @@ impl Decode for State {
         let batches = Table::decode_table(r, "batches")?;
         let batch_names = Table::decode_table(r, "batch names")?;
         let coupons = Table::decode_table(r, "coupons")?;
-        let sales = Sales::decode_sales(r)?;
+        let raw_sales = RawSales::decode(r)?;
         let raw_items = RawItems::decode(r)?;
         let proposals = Table::decode_table(r, "proposals")?;
         let agreements = Table::decode_table(r, "agreements")?;
@@ -763,6 +772,7 @@ impl Decode for State {
         let overrides = Table::decode_table(r, "overrides")?;
         let balances = Accounts::decode_accounts(r)?;
         let items = raw_items.resolve(&balances)?;
+        let sales = raw_sales.resolve(&balances)?;
         let mut state = State {
             alliance,
             utc_offset_minutes,

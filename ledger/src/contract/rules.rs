@@ -684,8 +684,8 @@ impl State {
                 Some((issuer, value)) => {
                     let debtor = Party::Merchant(*issuer);
                     match self.add_item(&debtor, &me, *value, LineKind::CouponClearing, id, lock_at) {
-                        Some(item) => {
-                            items.push(SaleItem { item, debtor, creditor: me.clone(), kind: LineKind::CouponClearing, original: *value, reversed: Amount::ZERO });
+                        Some((item, debtor, creditor)) => {
+                            items.push(SaleItem { item, debtor, creditor, kind: LineKind::CouponClearing, original: *value, reversed: Amount::ZERO });
                             Some((items.len() - 1) as u32)
                         }
                         None => None,
@@ -697,13 +697,13 @@ impl State {
         }
         for (issuer, amount) in &plan.points_clearing {
             let debtor = Party::Merchant(*issuer);
-            if let Some(item) = self.add_item(&debtor, &me, *amount, LineKind::PointsClearing, id, lock_at) {
-                items.push(SaleItem { item, debtor, creditor: me.clone(), kind: LineKind::PointsClearing, original: *amount, reversed: Amount::ZERO });
+            if let Some((item, debtor, creditor)) = self.add_item(&debtor, &me, *amount, LineKind::PointsClearing, id, lock_at) {
+                items.push(SaleItem { item, debtor, creditor, kind: LineKind::PointsClearing, original: *amount, reversed: Amount::ZERO });
             }
         }
         for (creditor, kind, amount) in &plan.payouts {
-            if let Some(item) = self.add_item(&me, creditor, *amount, *kind, id, lock_at) {
-                items.push(SaleItem { item, debtor: me.clone(), creditor: creditor.clone(), kind: *kind, original: *amount, reversed: Amount::ZERO });
+            if let Some((item, debtor, creditor)) = self.add_item(&me, creditor, *amount, *kind, id, lock_at) {
+                items.push(SaleItem { item, debtor, creditor, kind: *kind, original: *amount, reversed: Amount::ZERO });
             }
         }
         if let Some(code) = &plan.referral {
@@ -810,7 +810,7 @@ impl State {
             let target = pro_rata_half_even(item.original.cents(), cumulative.cents(), gross);
             let delta = target.saturating_sub(item.reversed.cents());
             if delta > 0 {
-                reversals.push((index, item.item, item.debtor.clone(), item.creditor.clone(), delta));
+                reversals.push((index, item.item, item.debtor, item.creditor, delta));
             }
         }
         // S8: earned points are cancelled pro rata (rounded up); what was already spent drives
@@ -827,7 +827,7 @@ impl State {
         // --- accepted ---
         for (index, item_id, debtor, creditor, delta) in &reversals {
             let delta_amount = Amount::from_cents(*delta).map_err(|_| Code::AmountOverflow)?;
-            self.reverse_item(*item_id, debtor, creditor, delta_amount, id, block_ms);
+            self.reverse_item(*item_id, *debtor, *creditor, delta_amount, id, block_ms);
             if let Some(sale) = self.sales.get_mut(&key) {
                 let item = &mut sale.items[*index];
                 item.reversed = item.reversed.checked_add(delta_amount).unwrap_or(item.original);
@@ -886,11 +886,11 @@ impl State {
         }
         let item_index = sale.coupons[position].1;
         let reversal = item_index.and_then(|i| sale.items.get(i as usize)).map(|item| {
-            (item.item, item.debtor.clone(), item.creditor.clone(), item.original.saturating_sub(item.reversed))
+            (item.item, item.debtor, item.creditor, item.original.saturating_sub(item.reversed))
         });
         // --- accepted: the coupon can be redeemed again ---
         if let Some((item, debtor, creditor, delta)) = reversal {
-            self.reverse_item(item, &debtor, &creditor, delta, id, block_ms);
+            self.reverse_item(item, debtor, creditor, delta, id, block_ms);
         }
         if let Some(sale) = self.sales.get_mut(&key) {
             sale.coupons.remove(position);

@@ -10,10 +10,11 @@
 use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+
+use super::accounts::Accounts;
 use crate::keys::PublicKey;
 
-use super::table::write_sized;
-use super::types::{NamedKey, Sale};
+use super::types::{NamedKey, RawSaleParties, Sale};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Sales {
@@ -45,7 +46,7 @@ impl Sales {
 
     /// Same bytes as `Table::hash_changes` over `Table<NamedKey, Sale>` (sales are never
     /// removed, so every touched key is present).
-    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher) {
+    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher, accounts: &Accounts) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
@@ -62,8 +63,10 @@ impl Sales {
                 match orders.and_then(|o| o.get(key.name.as_str())) {
                     None => w.u8(0),
                     Some(sale) => {
+                        // `u32 len ‖ sale`, written in one pass.
                         w.u8(1);
-                        write_sized(&mut w, &**sale);
+                        w.u32(u32::try_from(sale.encoded_len_with(accounts)).expect("a sale is far below 4 GiB"));
+                        sale.encode_with(&mut w, accounts);
                     }
                 }
                 at += 1;
@@ -73,34 +76,45 @@ impl Sales {
         hasher.update(&w.into_bytes());
     }
 
-    pub fn decode_sales(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let len = r.len("sales", u32::MAX as usize)?;
-        let mut sales = Sales::default();
-        let mut last: Option<NamedKey> = None;
-        for _ in 0..len {
-            let key = NamedKey::decode(r)?;
-            if last.as_ref().is_some_and(|l| *l >= key) {
-                return Err(DecodeError::invalid("sales", "keys must be sorted and distinct"));
-            }
-            let sale = Sale::decode(r)?;
-            last = Some(key.clone());
-            sales.insert(key, sale);
-        }
-        sales.dirty.clear();
-        Ok(sales)
-    }
-}
-
-/// `u32 n ‖ (NamedKey ‖ Sale)×n`, by (seller, order id).
-impl Encode for Sales {
-    fn encode(&self, w: &mut Writer) {
+    /// `u32 n ‖ (NamedKey ‖ Sale)×n`, by (seller, order id).
+    pub fn encode(&self, w: &mut Writer, accounts: &Accounts) {
         w.u32(u32::try_from(self.len).expect("fewer than 2^32 sales"));
         for (merchant, orders) in &self.map {
             for (name, sale) in orders {
                 merchant.encode(w);
                 w.str(name);
-                sale.encode(w);
+                sale.encode_with(w, accounts);
             }
         }
+    }
+}
+
+/// Sales as decoded from a snapshot, before the `balances` table (later in the snapshot)
+/// resolves their items' parties.
+pub(crate) struct RawSales(Vec<(NamedKey, Sale, RawSaleParties)>);
+
+impl RawSales {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = r.len("sales", u32::MAX as usize)?;
+        let mut raw: Vec<(NamedKey, Sale, RawSaleParties)> = Vec::with_capacity(len.min(r.remaining() / 64));
+        for _ in 0..len {
+            let key = NamedKey::decode(r)?;
+            if raw.last().is_some_and(|(last, _, _)| *last >= key) {
+                return Err(DecodeError::invalid("sales", "keys must be sorted and distinct"));
+            }
+            let (sale, parties) = Sale::decode_raw(r)?;
+            raw.push((key, sale, parties));
+        }
+        Ok(RawSales(raw))
+    }
+
+    pub fn resolve(self, accounts: &Accounts) -> Result<Sales, DecodeError> {
+        let mut sales = Sales::default();
+        for (key, mut sale, parties) in self.0 {
+            sale.resolve(parties, accounts)?;
+            sales.insert(key, sale);
+        }
+        sales.dirty.clear();
+        Ok(sales)
     }
 }

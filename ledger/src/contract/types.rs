@@ -10,6 +10,7 @@ use crate::record::{
     PLACES_MAX,
 };
 
+use super::accounts::{Accounts, PartyId};
 use super::statement::LineKind;
 
 /// The exact length of a value's canonical encoding, computed without encoding it, so the
@@ -310,37 +311,28 @@ impl Decode for Coupon {
     }
 }
 
-/// One payable item a sale created (S1–S3, S6, S7), kept for refunds (S8).
+/// One payable item a sale created (S1–S3, S6, S7), kept for refunds (S8). Its parties are
+/// interned ([`PartyId`]: every item's parties have an account); encoded with full `Party`
+/// values, as docs/FORMAT.md defines the sales table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SaleItem {
     /// Its id in the items table while pending or on hold.
     pub item: u64,
-    pub debtor: Party,
-    pub creditor: Party,
+    pub(crate) debtor: PartyId,
+    pub(crate) creditor: PartyId,
     pub kind: LineKind,
     pub original: Amount,
     pub reversed: Amount,
 }
-impl Encode for SaleItem {
-    fn encode(&self, w: &mut Writer) {
+impl SaleItem {
+    /// `u64 item ‖ Party debtor ‖ Party creditor ‖ u8 kind ‖ original ‖ reversed`.
+    fn encode_with(&self, w: &mut Writer, accounts: &Accounts) {
         w.u64(self.item);
-        self.debtor.encode(w);
-        self.creditor.encode(w);
+        accounts.party(self.debtor).encode(w);
+        accounts.party(self.creditor).encode(w);
         self.kind.encode(w);
         self.original.encode(w);
         self.reversed.encode(w);
-    }
-}
-impl Decode for SaleItem {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(SaleItem {
-            item: r.u64()?,
-            debtor: Party::decode(r)?,
-            creditor: Party::decode(r)?,
-            kind: LineKind::decode(r)?,
-            original: Amount::decode(r)?,
-            reversed: Amount::decode(r)?,
-        })
     }
 }
 
@@ -361,9 +353,19 @@ pub struct Sale {
     /// S11: the referring parties whose refund ratio this sale counts toward.
     pub referrers: Vec<Party>,
 }
-impl EncodedLen for Sale {
-    fn encoded_len(&self) -> usize {
-        let items: usize = self.items.iter().map(|i| 8 + party_len(&i.debtor) + party_len(&i.creditor) + 1 + 8 + 8).sum();
+
+/// A sale's items' parties as a snapshot names them, before the `balances` table (later in the
+/// snapshot) lets them be resolved to [`PartyId`]s.
+pub(crate) type RawSaleParties = Vec<(Party, Party)>;
+
+impl Sale {
+    /// The exact length of [`Sale::encode_with`]'s bytes, computed without encoding.
+    pub(crate) fn encoded_len_with(&self, accounts: &Accounts) -> usize {
+        let items: usize = self
+            .items
+            .iter()
+            .map(|i| 8 + party_len(accounts.party(i.debtor)) + party_len(accounts.party(i.creditor)) + 1 + 8 + 8)
+            .sum();
         32 + 8
             + 3 * 8
             + 4
@@ -378,9 +380,8 @@ impl EncodedLen for Sale {
             + 4
             + self.referrers.iter().map(party_len).sum::<usize>()
     }
-}
-impl Encode for Sale {
-    fn encode(&self, w: &mut Writer) {
+
+    pub(crate) fn encode_with(&self, w: &mut Writer, accounts: &Accounts) {
         self.record.encode(w);
         w.u64(self.event_ms);
         self.gross.encode(w);
@@ -388,7 +389,10 @@ impl Encode for Sale {
         self.refunded.encode(w);
         w.seq(&self.refund_ids);
         w.option(&self.card);
-        w.seq(&self.items);
+        w.u32(u32::try_from(self.items.len()).expect("a sale has few items"));
+        for item in &self.items {
+            item.encode_with(w, accounts);
+        }
         match self.earned {
             None => w.u8(0),
             Some((lot, points, cancelled, expires)) => {
@@ -406,9 +410,9 @@ impl Encode for Sale {
         }
         w.seq(&self.referrers);
     }
-}
-impl Decode for Sale {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+
+    /// Decodes a sale whose items' party ids are placeholders; the parties come back in order.
+    pub(crate) fn decode_raw(r: &mut Reader<'_>) -> Result<(Sale, RawSaleParties), DecodeError> {
         let record = Hash::decode(r)?;
         let event_ms = r.u64()?;
         let gross = Amount::decode(r)?;
@@ -420,7 +424,21 @@ impl Decode for Sale {
             refund_ids.push(r.string("refund id", EXTERNAL_ID_MAX)?);
         }
         let card = r.option("card")?;
-        let items = r.seq("sale items", LIST_MAX)?;
+        let n = r.len("sale items", LIST_MAX)?;
+        let mut items = Vec::with_capacity(n.min(r.remaining()));
+        let mut parties = Vec::with_capacity(n.min(r.remaining()));
+        for _ in 0..n {
+            let item = r.u64()?;
+            parties.push((Party::decode(r)?, Party::decode(r)?));
+            items.push(SaleItem {
+                item,
+                debtor: 0,
+                creditor: 0,
+                kind: LineKind::decode(r)?,
+                original: Amount::decode(r)?,
+                reversed: Amount::decode(r)?,
+            });
+        }
         let earned = match r.u8()? {
             0 => None,
             1 => Some((r.u64()?, r.u64()?, r.u64()?, r.u64()?)),
@@ -431,7 +449,18 @@ impl Decode for Sale {
         for _ in 0..n {
             coupons.push((Hash::decode(r)?, r.option("coupon item")?));
         }
-        Ok(Sale { record, event_ms, gross, base, refunded, refund_ids, card, items, earned, coupons, referrers: r.seq("referrers", LIST_MAX)? })
+        let sale = Sale { record, event_ms, gross, base, refunded, refund_ids, card, items, earned, coupons, referrers: r.seq("referrers", LIST_MAX)? };
+        Ok((sale, parties))
+    }
+
+    /// Fills in the party ids of [`Sale::decode_raw`].
+    pub(crate) fn resolve(&mut self, parties: RawSaleParties, accounts: &Accounts) -> Result<(), DecodeError> {
+        let id = |p: &Party| accounts.id(p).ok_or_else(|| DecodeError::invalid("sales", "a sale item's party has no balance"));
+        for (item, (debtor, creditor)) in self.items.iter_mut().zip(parties) {
+            item.debtor = id(&debtor)?;
+            item.creditor = id(&creditor)?;
+        }
+        Ok(())
     }
 }
 
@@ -768,7 +797,18 @@ mod tests {
         card.recent.push((k, 9));
         card.recent.push((k, 10));
         check(&card);
-        let item = |d: Party, c: Party| SaleItem { item: 7, debtor: d, creditor: c, kind: LineKind::Promoter, original: Amount::ZERO, reversed: Amount::ZERO };
+        let mut accounts = Accounts::default();
+        let (km, kp) = (accounts.open(&Party::Merchant(k)), accounts.open(&promoter));
+        let item = |d: PartyId, c: PartyId| SaleItem { item: 7, debtor: d, creditor: c, kind: LineKind::Promoter, original: Amount::ZERO, reversed: Amount::ZERO };
+        let check_sale = |sale: &Sale| {
+            let mut w = Writer::new();
+            sale.encode_with(&mut w, &accounts);
+            let bytes = w.into_bytes();
+            assert_eq!(sale.encoded_len_with(&accounts), bytes.len());
+            let (mut back, parties) = Sale::decode_raw(&mut Reader::new(&bytes)).expect("decodes");
+            back.resolve(parties, &accounts).expect("resolves");
+            assert_eq!(&back, sale);
+        };
         let mut sale = Sale {
             record: Hash::digest(b"s"),
             event_ms: 1,
@@ -782,13 +822,13 @@ mod tests {
             coupons: Vec::new(),
             referrers: Vec::new(),
         };
-        check(&sale);
+        check_sale(&sale);
         sale.refund_ids = vec!["r-1".into(), "refund-long-id".into()];
         sale.card = Some(CardId([3; 16]));
-        sale.items = vec![item(Party::Merchant(k), promoter.clone()), item(promoter.clone(), Party::Merchant(k))];
+        sale.items = vec![item(km, kp), item(kp, km)];
         sale.earned = Some((1, 2, 3, 4));
         sale.coupons = vec![(Hash::digest(b"c1"), None), (Hash::digest(b"c2"), Some(0))];
         sale.referrers = vec![Party::Merchant(k), promoter];
-        check(&sale);
+        check_sale(&sale);
     }
 }
