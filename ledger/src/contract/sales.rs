@@ -18,28 +18,31 @@ use super::types::{NamedKey, RawSaleParties, Sale};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Sales {
-    map: BTreeMap<PublicKey, BTreeMap<String, Box<Sale>>>,
+    /// By the seller's key bytes (the order of `PublicKey`), which are 32 bytes where a
+    /// `PublicKey` value is several times that (it carries its decompressed point).
+    map: BTreeMap<[u8; 32], (PublicKey, BTreeMap<String, Box<Sale>>)>,
     len: usize,
-    /// Keys touched since the last root, with repeats.
-    dirty: Vec<NamedKey>,
+    /// (seller key bytes, order id) touched since the last root, with repeats.
+    dirty: Vec<([u8; 32], String)>,
 }
 
 impl Sales {
     pub fn get(&self, key: &NamedKey) -> Option<&Sale> {
-        self.map.get(&key.merchant)?.get(key.name.as_str()).map(|s| &**s)
+        self.map.get(key.merchant.as_bytes())?.1.get(key.name.as_str()).map(|s| &**s)
     }
     pub fn contains(&self, key: &NamedKey) -> bool {
         self.get(key).is_some()
     }
     /// Marks the sale changed: call only when about to change it.
     pub fn get_mut(&mut self, key: &NamedKey) -> Option<&mut Sale> {
-        let sale = self.map.get_mut(&key.merchant)?.get_mut(key.name.as_str())?;
-        self.dirty.push(key.clone());
+        let sale = self.map.get_mut(key.merchant.as_bytes())?.1.get_mut(key.name.as_str())?;
+        self.dirty.push((*key.merchant.as_bytes(), key.name.clone()));
         Some(&mut **sale)
     }
     pub fn insert(&mut self, key: NamedKey, sale: Sale) {
-        self.dirty.push(key.clone());
-        if self.map.entry(key.merchant).or_default().insert(key.name, Box::new(sale)).is_none() {
+        self.dirty.push((*key.merchant.as_bytes(), key.name.clone()));
+        let orders = &mut self.map.entry(*key.merchant.as_bytes()).or_insert_with(|| (key.merchant, BTreeMap::new())).1;
+        if orders.insert(key.name, Box::new(sale)).is_none() {
             self.len += 1;
         }
     }
@@ -53,14 +56,16 @@ impl Sales {
         let mut w = Writer::new();
         let mut at = 0;
         while at < dirty.len() {
-            // One seller's keys at a time: one lookup of the seller.
-            let merchant = dirty[at].merchant;
-            let orders = self.map.get(&merchant);
-            while at < dirty.len() && dirty[at].merchant == merchant {
-                let key = &dirty[at];
+            // One seller's keys at a time: one lookup of the seller (sales are never removed,
+            // so a touched seller is present).
+            let merchant_bytes = dirty[at].0;
+            let (merchant, orders) = self.map.get(&merchant_bytes).expect("a touched sale's seller is in the table");
+            while at < dirty.len() && dirty[at].0 == merchant_bytes {
+                let name = &dirty[at].1;
                 w.u8(tag);
-                key.encode(&mut w);
-                match orders.and_then(|o| o.get(key.name.as_str())) {
+                merchant.encode(&mut w);
+                w.str(name);
+                match orders.get(name.as_str()) {
                     None => w.u8(0),
                     Some(sale) => {
                         // `u32 len ‖ sale`, written in one pass.
@@ -79,7 +84,7 @@ impl Sales {
     /// `u32 n ‖ (NamedKey ‖ Sale)×n`, by (seller, order id).
     pub fn encode(&self, w: &mut Writer, accounts: &Accounts) {
         w.u32(u32::try_from(self.len).expect("fewer than 2^32 sales"));
-        for (merchant, orders) in &self.map {
+        for (merchant, orders) in self.map.values() {
             for (name, sale) in orders {
                 merchant.encode(w);
                 w.str(name);
