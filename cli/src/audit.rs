@@ -1,0 +1,403 @@
+//! The auditor's commands: `verify`, `export`, `proof`, `verify-proof` (DESIGN §6, docs/AUDIT.md).
+//!
+//! All of them work offline. `verify` and `verify-proof` need nothing but the file (or the
+//! store) they check; the checks themselves are `plaza_ledger::audit`.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use plaza_ledger::audit::export::{ExportReader, ExportWriter, FRAME_BYTES_MAX};
+use plaza_ledger::audit::proof::{Anchor, ProvenRecord, RecordProof, PROOF_BYTES_MAX};
+use plaza_ledger::audit::verify::{default_threads, Checkpoint, Source};
+use plaza_ledger::audit::{verify_chain, BlockEntry, Check, Failure, Report, Start, VerifyOptions};
+use plaza_ledger::block::FinalizedBlock;
+use plaza_ledger::cert::ValidatorSet;
+use plaza_ledger::codec::{Decode, Encode};
+use plaza_ledger::contract::{State, Statement};
+use plaza_ledger::genesis::Genesis;
+use plaza_ledger::store::Store;
+use plaza_ledger::Hash;
+
+use crate::output::{ctx, print_json, CliError, CliResult};
+
+/// Verify a whole chain, offline: hash links, certificates against the validator set in force
+/// (following governance from genesis), record signatures, and every receipt, statement and
+/// state root by re-execution. Exit code 0 only when everything holds, 3 on a divergence.
+///
+/// Example: plaza verify --export alliance.plaza-export --json
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A node home: its store (`DIR/data`) is read, never written. The node must be stopped.
+    #[arg(long, conflicts_with = "export", required_unless_present = "export")]
+    pub home: Option<PathBuf>,
+    /// An export file written by `plaza export`.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Threads checking signatures (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Write a self-contained, versioned, checksummed export: genesis, blocks with their
+/// certificates, receipts and statements. With --from above 1, the export starts from a
+/// checkpoint (the state after block FROM−1), which the verifier trusts and reports.
+///
+/// Example: plaza export --home ./hotpot -o alliance.plaza-export
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub home: PathBuf,
+    /// First height to export (default 1).
+    #[arg(long, default_value_t = 1)]
+    pub from: u64,
+    /// Last height to export (default: the tip).
+    #[arg(long)]
+    pub to: Option<u64>,
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Write a self-contained inclusion proof of one record: the record, its receipt, their Merkle
+/// paths, the block header, its finalize certificate and the validator set with its anchor
+/// (genesis, or the first block that set certified).
+///
+/// Example: plaza proof 3f1c0b…e9 --home ./hotpot -o record.plaza-proof
+#[derive(Args)]
+pub struct ProofArgs {
+    /// The record id (64 hex digits).
+    pub record_id: String,
+    #[arg(long)]
+    pub home: PathBuf,
+    /// Where to write the proof (default: record-<first 16 hex digits>.plaza-proof).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Check a proof written by `plaza proof`, offline.
+///
+/// Example: plaza verify-proof record.plaza-proof --trust 9a0e…41 --json
+#[derive(Args)]
+pub struct VerifyProofArgs {
+    pub file: PathBuf,
+    /// A checkpoint block id you trust (from your own `plaza verify` report); repeatable.
+    #[arg(long)]
+    pub trust: Vec<String>,
+    /// The alliance id the proof must belong to.
+    #[arg(long)]
+    pub alliance: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} blocks, {per_sec}, eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+fn open_store(home: &Path) -> Result<Store, CliError> {
+    Store::open(&home.join("data")).map_err(ctx(format!("opening the store of {} (is the node stopped?)", home.display())))
+}
+
+/// Reads block `height` with its receipts and, if it closed one, its statement.
+fn store_entry(store: &Store, height: u64, period: &mut u64) -> Result<BlockEntry, Failure> {
+    let store_failure = |e: String| Failure::at(Check::File, height, "store", "a readable block with its receipts", e);
+    let block: FinalizedBlock = store.block(height).map_err(|e| store_failure(e.to_string()))?.ok_or_else(|| store_failure("no block".into()))?;
+    let receipts = store.receipts_of(&block).map_err(|e| store_failure(e.to_string()))?;
+    let statement = if block.block.header.statement_hash.is_some() {
+        let p = *period;
+        *period += 1;
+        match store.statement(p).map_err(|e| store_failure(e.to_string()))? {
+            None => None,
+            Some(bytes) => Some(
+                Statement::from_bytes(&bytes, FRAME_BYTES_MAX)
+                    .map_err(|e| Failure::at(Check::File, height, format!("stored statement of period {p}"), "a statement in the canonical encoding", e.to_string()))?,
+            ),
+        }
+    } else {
+        None
+    };
+    Ok(BlockEntry { block, receipts, statement })
+}
+
+fn failure_json(f: &Failure) -> Value {
+    json!({ "check": f.check.name(), "height": f.height, "item": f.item, "expected": f.expected, "found": f.found })
+}
+
+fn report_json(r: &Report, seconds: f64) -> Value {
+    json!({
+        "ok": r.is_ok(),
+        "alliance": r.alliance.to_string(),
+        "start_height": r.start_height,
+        "start_block": r.start_block.to_string(),
+        "blocks": r.blocks,
+        "records": r.records,
+        "signatures": r.signatures,
+        "statements": r.statements,
+        "tip_height": r.tip_height,
+        "tip_id": r.tip_id.to_string(),
+        "state_root": r.state_root.to_string(),
+        "validator_sets": r.epochs.iter().map(|e| json!({"from_height": e.from_height, "set_hash": e.set_hash.to_string(), "validators": e.validators})).collect::<Vec<_>>(),
+        "failure": r.failure.as_ref().map(failure_json),
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+    })
+}
+
+fn print_report(r: &Report, seconds: f64) {
+    let start = if r.start_height == 0 { "genesis".to_owned() } else { format!("the checkpoint at height {} (block {}, trusted, not recomputed)", r.start_height, r.start_block) };
+    println!("alliance {}", r.alliance);
+    println!("verified from {start}: {} blocks, {} records, {} signatures, {} statements in {seconds:.1} s", r.blocks, r.records, r.signatures, r.statements);
+    println!("last verified block: height {}, id {}, state root {}", r.tip_height, r.tip_id, r.state_root);
+    for e in &r.epochs {
+        println!("validator set {} ({} validators) certifies from height {}", e.set_hash, e.validators, e.from_height);
+    }
+    match &r.failure {
+        None => println!("OK: every check holds"),
+        Some(f) => {
+            println!("FAILED: {}", f.check.name());
+            if let Some(h) = f.height {
+                println!("  height:   {h}");
+            }
+            println!("  item:     {}", f.item);
+            println!("  expected: {}", f.expected);
+            println!("  found:    {}", f.found);
+        }
+    }
+}
+
+pub fn verify(args: VerifyArgs) -> CliResult {
+    let started = Instant::now();
+    let options = VerifyOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), ..VerifyOptions::default() };
+    let report = match (&args.home, &args.export) {
+        (Some(home), None) => {
+            let store = open_store(home)?;
+            let tip = store.tip_height().map_err(ctx("reading the store's tip"))?;
+            let genesis = store.genesis().clone();
+            let progress = bar(tip, "verifying");
+            let mut period = 0;
+            let blocks = (1..=tip).map(|h| store_entry(&store, h, &mut period).map(Source::from));
+            let report = verify_chain(&genesis, Start::Genesis, blocks, &options, &mut |p| progress.set_position(p.blocks));
+            progress.finish_and_clear();
+            report
+        }
+        (None, Some(path)) => {
+            let open = || -> Result<ExportReader<BufReader<File>>, CliError> {
+                let file = File::open(path).map_err(ctx(format!("opening {}", path.display())))?;
+                ExportReader::open(BufReader::new(file)).map_err(|f| CliError::verification(f.to_string()))
+            };
+            // First the file's structure and checksum (fast), then the chain.
+            let integrity = open()?.check_integrity();
+            let total = match integrity {
+                Ok(n) => n,
+                Err(f) => return fail_report(&args, f, started),
+            };
+            let mut reader = open()?;
+            let genesis = reader.genesis().clone();
+            let start = reader.take_start();
+            let progress = bar(total, "verifying");
+            let report = verify_chain(&genesis, start, reader, &options, &mut |p| progress.set_position(p.blocks));
+            progress.finish_and_clear();
+            report
+        }
+        _ => return Err(CliError::new("give exactly one of --home DIR or --export FILE")),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        print_json(&report_json(&report, seconds));
+    } else {
+        print_report(&report, seconds);
+    }
+    match report.failure {
+        None => Ok(()),
+        Some(f) => Err(CliError::verification(f.to_string())),
+    }
+}
+
+/// A failure before any block was verified (the file itself).
+fn fail_report(args: &VerifyArgs, f: Failure, started: Instant) -> CliResult {
+    if args.json {
+        print_json(&json!({ "ok": false, "failure": failure_json(&f), "seconds": started.elapsed().as_secs_f64() }));
+    }
+    Err(CliError::verification(f.to_string()))
+}
+
+pub fn export(args: ExportArgs) -> CliResult {
+    let store = open_store(&args.home)?;
+    let tip = store.tip_height().map_err(ctx("reading the store's tip"))?;
+    let to = args.to.unwrap_or(tip);
+    if args.from == 0 || args.from > to || to > tip {
+        return Err(CliError::new(format!("the range {}..={to} is not within the chain 1..={tip}", args.from)));
+    }
+    let genesis = store.genesis().clone();
+    let read = |h: u64, period: &mut u64| store_entry(&store, h, period).map_err(|f| CliError::new(f.to_string()));
+    let mut period = 0;
+    // A partial export starts from the state after block from−1, recomputed here.
+    let checkpoint = if args.from > 1 {
+        let progress = bar(args.from - 1, "recomputing the checkpoint");
+        let mut state = State::from_genesis(&genesis);
+        let mut last = None;
+        for h in 1..args.from {
+            let entry = read(h, &mut period)?;
+            let set = state.validator_set().clone();
+            let header = &entry.block.block.header;
+            let outcome = state
+                .apply_block(header.time_ms, &entry.block.block.records)
+                .map_err(|e| CliError::verification(format!("block {h} does not re-execute: {e}")))?;
+            if outcome.state_root != header.state_root {
+                return Err(CliError::verification(format!("block {h}: re-execution gives state root {}, the header says {}", outcome.state_root, header.state_root)));
+            }
+            last = Some((entry.block, set));
+            progress.inc(1);
+        }
+        progress.finish_and_clear();
+        let (block, validators) = last.ok_or_else(|| CliError::new("no block before --from"))?;
+        Some(Checkpoint { header: block.block.header, certificate: block.certificate, validators, state })
+    } else {
+        None
+    };
+    let temporary = args.output.with_extension("partial");
+    let file = File::create(&temporary).map_err(ctx(format!("creating {}", temporary.display())))?;
+    let mut writer = ExportWriter::new(BufWriter::new(file), &genesis, checkpoint.as_ref()).map_err(ctx("writing the export"))?;
+    let progress = bar(to - args.from + 1, "exporting");
+    for h in args.from..=to {
+        let entry = read(h, &mut period)?;
+        writer.write_block(&entry).map_err(ctx("writing the export"))?;
+        progress.inc(1);
+    }
+    let mut inner = writer.finish().map_err(ctx("writing the export"))?;
+    inner.flush().map_err(ctx("writing the export"))?;
+    inner.get_ref().sync_all().map_err(ctx("syncing the export"))?;
+    drop(inner);
+    std::fs::rename(&temporary, &args.output).map_err(ctx(format!("renaming to {}", args.output.display())))?;
+    progress.finish_and_clear();
+    println!("exported blocks {}..={to} of alliance {} to {}", args.from, genesis.alliance_id(), args.output.display());
+    Ok(())
+}
+
+/// The validator set that certified block `height`: the genesis set, else recomputed.
+fn set_at(store: &Store, genesis: &Genesis, height: u64, set_hash: Hash) -> Result<ValidatorSet, CliError> {
+    if genesis.validators.hash() == set_hash {
+        return Ok(genesis.validators.clone());
+    }
+    let mut state = State::from_genesis(genesis);
+    for h in 1..height {
+        let block = store.block(h).map_err(ctx("reading the store"))?.ok_or_else(|| CliError::new(format!("block {h} is missing")))?;
+        state
+            .apply_block(block.block.header.time_ms, &block.block.records)
+            .map_err(|e| CliError::verification(format!("block {h} does not re-execute: {e}")))?;
+    }
+    let set = state.validator_set().clone();
+    if set.hash() != set_hash {
+        return Err(CliError::verification(format!("block {height} names validator set {set_hash}, re-execution gives {}", set.hash())));
+    }
+    Ok(set)
+}
+
+pub fn proof(args: ProofArgs) -> CliResult {
+    let id = Hash::from_hex(&args.record_id).map_err(|e| CliError::new(format!("record id: {e}")))?;
+    let store = open_store(&args.home)?;
+    let genesis = store.genesis().clone();
+    let location = store.record_location(&id).map_err(ctx("reading the store"))?.ok_or_else(|| CliError::new(format!("record {id} is not in this node's chain")))?;
+    let mut period = 0;
+    let entry = store_entry(&store, location.height, &mut period).map_err(|f| CliError::new(f.to_string()))?;
+    let header = &entry.block.block.header;
+    let validators = set_at(&store, &genesis, location.height, header.validator_set_hash)?;
+    let anchor = if validators == genesis.validators {
+        Anchor::Genesis
+    } else {
+        // The first block this set certified: the one a full verification reports.
+        let mut first = entry.block.clone();
+        for h in (1..location.height).rev() {
+            let b = store.block(h).map_err(ctx("reading the store"))?.ok_or_else(|| CliError::new(format!("block {h} is missing")))?;
+            if b.block.header.validator_set_hash != header.validator_set_hash {
+                break;
+            }
+            first = b;
+        }
+        Anchor::Checkpoint { header: first.block.header, certificate: first.certificate }
+    };
+    let proof = RecordProof::build(&genesis, anchor, validators, &entry, location.index as usize).map_err(CliError::new)?;
+    let trusted: Vec<Hash> = match &proof.anchor {
+        Anchor::Genesis => Vec::new(),
+        Anchor::Checkpoint { header, .. } => vec![header.id()],
+    };
+    let proven = proof.verify(&trusted).map_err(|f| CliError::verification(format!("the proof built from this store does not verify: {f}")))?;
+    let output = args.output.unwrap_or_else(|| PathBuf::from(format!("record-{}.plaza-proof", &id.to_string()[..16])));
+    std::fs::write(&output, proof.to_bytes()).map_err(ctx(format!("writing {}", output.display())))?;
+    if args.json {
+        let mut value = proven_json(&proven);
+        value["file"] = json!(output.display().to_string());
+        print_json(&value);
+    } else {
+        println!("wrote the proof of record {id} (block {}, index {}) to {}", proven.height, proven.index, output.display());
+        if let Some((h, cid)) = proven.checkpoint {
+            println!("it rests on checkpoint block {cid} at height {h}: verify-proof needs --trust {cid}");
+        }
+    }
+    Ok(())
+}
+
+fn proven_json(p: &ProvenRecord) -> Value {
+    json!({
+        "ok": true,
+        "alliance": p.alliance.to_string(),
+        "record": p.record.to_string(),
+        "height": p.height,
+        "block": p.block.to_string(),
+        "index": p.index,
+        "receipt_code": p.receipt.code,
+        "receipt": p.receipt.code().map(|c| c.name()).unwrap_or("unknown"),
+        "anchor": match p.checkpoint {
+            None => json!("genesis"),
+            Some((h, id)) => json!({"checkpoint_height": h, "checkpoint_block": id.to_string()}),
+        },
+    })
+}
+
+pub fn verify_proof(args: VerifyProofArgs) -> CliResult {
+    let bytes = std::fs::read(&args.file).map_err(ctx(format!("reading {}", args.file.display())))?;
+    if bytes.len() > PROOF_BYTES_MAX {
+        return Err(CliError::new(format!("{} is {} bytes; a proof is at most {PROOF_BYTES_MAX}", args.file.display(), bytes.len())));
+    }
+    let proof = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).map_err(|e| CliError::verification(format!("{} is not a valid proof: {e}", args.file.display())))?;
+    let trusted = args.trust.iter().map(|t| Hash::from_hex(t).map_err(|e| CliError::new(format!("--trust {t}: {e}")))).collect::<Result<Vec<_>, _>>()?;
+    if let Some(expected) = &args.alliance {
+        let expected = Hash::from_hex(expected).map_err(|e| CliError::new(format!("--alliance: {e}")))?;
+        let found = proof.genesis.alliance_id();
+        if found != expected {
+            return Err(CliError::verification(format!("the proof is for alliance {found}, expected {expected}")));
+        }
+    }
+    let proven = proof.verify(&trusted).map_err(|f| {
+        if args.json {
+            print_json(&json!({ "ok": false, "failure": failure_json(&f) }));
+        }
+        CliError::verification(f.to_string())
+    })?;
+    if args.json {
+        print_json(&proven_json(&proven));
+    } else {
+        let name = proven.receipt.code().map(|c| c.name()).unwrap_or("unknown");
+        println!("OK: record {} is record {} of final block {} at height {}", proven.record, proven.index, proven.block, proven.height);
+        println!("receipt: code {} ({name})", proven.receipt.code);
+        match proven.checkpoint {
+            None => println!("validator set: the genesis set of alliance {}", proven.alliance),
+            Some((h, id)) => println!("validator set: as certified at trusted checkpoint {id} (height {h}) of alliance {}", proven.alliance),
+        }
+    }
+    Ok(())
+}
