@@ -908,8 +908,8 @@ pub fn bench(args: BenchArgs) -> CliResult {
         println!("{:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8}", "offered/s", "committed/s", "p50 s", "p95 s", "p99 s", "cpu", "ratio");
         for r in report["steps"].as_array().cloned().unwrap_or_default() {
             println!(
-                "{:>10} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>9.2} {:>8.3}",
-                r["offered_per_s"], r["committed_per_s"], r["latency_p50_s"].as_f64().unwrap_or(f64::NAN), r["latency_p95_s"].as_f64().unwrap_or(f64::NAN),
+                "{:>10} {:>12.1} {:>9.3} {:>9.3} {:>9.3} {:>9.2} {:>8.3}",
+                r["offered_per_s"].as_u64().unwrap_or(0), r["committed_per_s"].as_f64().unwrap_or(0.0), r["latency_p50_s"].as_f64().unwrap_or(f64::NAN), r["latency_p95_s"].as_f64().unwrap_or(f64::NAN),
                 r["latency_p99_s"].as_f64().unwrap_or(f64::NAN), r["cpu_cores_busy"].as_f64().unwrap_or(0.0), r["efficiency_ratio"].as_f64().unwrap_or(0.0)
             );
         }
