@@ -106,8 +106,9 @@ fn validated_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, KeyError> {
 /// A validated ed25519 public key: merchants, validators, network identities.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey {
+    /// Only the 32 bytes: keys are copied into every party, order and lot of the contract's
+    /// state, so the decompressed point lives in the validated-key cache instead.
     bytes: [u8; 32],
-    point: EdwardsPoint,
 }
 
 impl PublicKey {
@@ -115,7 +116,13 @@ impl PublicKey {
     /// The prime-order check costs a scalar multiplication and a few merchant keys sign
     /// almost everything, so accepted keys are remembered process-wide ([`validated_point`]).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
-        Ok(PublicKey { bytes: *bytes, point: validated_point(bytes)? })
+        validated_point(bytes)?;
+        Ok(PublicKey { bytes: *bytes })
+    }
+
+    /// The curve point; the bytes were validated when this key was made.
+    fn point(&self) -> EdwardsPoint {
+        validated_point(&self.bytes).expect("a PublicKey holds validated bytes")
     }
 
     pub fn from_hex(text: &str) -> Result<PublicKey, KeyError> {
@@ -139,7 +146,7 @@ impl PublicKey {
         let (r, s) = signature.checked()?;
         let k = challenge(&signature.0[..32], &self.bytes, domain, message);
         // [8]([S]B − [k]A − R) = 0
-        let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&-k, &self.point, &s);
+        let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&-k, &self.point(), &s);
         if (sb_minus_ka - r).mul_by_cofactor().is_identity() {
             Ok(())
         } else {
@@ -295,7 +302,7 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
         .chain(zs.iter().zip(&ks).map(|(z, k)| -(z * k)));
     let points = std::iter::once(ED25519_BASEPOINT_POINT)
         .chain(rs.iter().copied())
-        .chain(candidates.iter().map(|&i| items[i].key.point));
+        .chain(candidates.iter().map(|&i| items[i].key.point()));
     if EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity() {
         for &i in &candidates {
             accepted[i] = true;
