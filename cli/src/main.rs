@@ -87,7 +87,7 @@ fn main() -> ExitCode {
         Command::Export(a) => audit::export(a),
         Command::Proof(a) => audit::proof(a),
         Command::VerifyProof(a) => audit::verify_proof(a),
-        Command::Sim(a) => sim::run(a),
+        Command::Sim(a) => sim::run_command(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! `plaza sim`: the seeded consensus simulator over any number of seeds.
 
 use clap::Args;
-use plaza_testnet::sim::{run_seeds, SimOptions};
+use plaza_testnet::sim::{run, run_seeds, SimOptions};
 
 use crate::output::{print_json, CliError, CliResult};
 
@@ -13,12 +13,40 @@ pub struct SimArgs {
     /// The first seed (a failure prints its seed; `--from S --seeds 1` replays it).
     #[arg(long, default_value_t = 0)]
     from: u64,
+    /// Replay exactly one seed and print what it found.
+    #[arg(long, conflicts_with_all = ["seeds", "from"])]
+    seed: Option<u64>,
     #[arg(long)]
     json: bool,
 }
 
 /// Example: plaza sim --seeds 100000
-pub fn run(args: SimArgs) -> CliResult {
+pub fn run_command(args: SimArgs) -> CliResult {
+    if let Some(seed) = args.seed {
+        let report = run(seed, &SimOptions::default());
+        if args.json {
+            print_json(&serde_json::json!({
+                "seed": seed,
+                "scenario": report.scenario.to_string(),
+                "trace_hash": report.trace_hash.to_hex(),
+                "finalized_height_min": report.finalized_height_min,
+                "views_max": report.views_max,
+                "messages": report.messages,
+                "violations": report.violations,
+            }));
+        } else {
+            println!("{}", report.scenario);
+            println!("trace {}  finalized height ≥ {}  views ≤ {}  messages {}", report.trace_hash, report.finalized_height_min, report.views_max, report.messages);
+            for v in &report.violations {
+                println!("VIOLATION {v}");
+            }
+        }
+        return if report.violations.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::verification(format!("seed {seed} violates {} check(s)", report.violations.len())))
+        };
+    }
     let end = args.from.checked_add(args.seeds).ok_or_else(|| CliError::new("--from + --seeds overflows"))?;
     let options = SimOptions::default();
     let summary = run_seeds(&options, args.from..end, !args.json);
