@@ -460,7 +460,7 @@ pub fn testnet(args: TestnetArgs) -> CliResult {
 // ------------------------------------------------------------------------------ the demo
 
 struct Demo<'a> {
-    net: &'a LocalTestnet,
+    net: &'a mut LocalTestnet,
     stop: &'a AtomicBool,
     step: usize,
     json: bool,
@@ -495,6 +495,11 @@ impl Demo<'_> {
             .ok_json()
             .map_err(|e| CliError::new(format!("{what}: {e}")))?;
         let name = answer["receipt"]["name"].as_str().unwrap_or("not final").to_owned();
+        // The record is final on the node it went to; every later step may read any node, so
+        // wait until all of them hold that block too.
+        if let Some(height) = answer["height"].as_u64() {
+            self.net.wait_height(height, Duration::from_secs(30), self.stop)?;
+        }
         self.step += 1;
         if !self.json {
             println!("  {:>2}. {:<22} {:<58} → {name} (height {})", self.step, self.net.merchants[m].name, what, answer["height"]);
