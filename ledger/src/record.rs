@@ -423,6 +423,48 @@ pub enum Funding {
     Redeemer,
 }
 
+impl Encode for CouponValue {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            CouponValue::Fixed(a) => {
+                w.u8(1);
+                a.encode(w);
+            }
+            CouponValue::Percent(b) => {
+                w.u8(2);
+                b.encode(w);
+            }
+        }
+    }
+}
+impl Decode for CouponValue {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(CouponValue::Fixed(Amount::decode(r)?)),
+            2 => Ok(CouponValue::Percent(Bps::decode(r)?)),
+            tag => Err(DecodeError::InvalidTag { what: "coupon value", tag }),
+        }
+    }
+}
+
+impl Encode for Funding {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(match self {
+            Funding::Issuer => 1,
+            Funding::Redeemer => 2,
+        });
+    }
+}
+impl Decode for Funding {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(Funding::Issuer),
+            2 => Ok(Funding::Redeemer),
+            tag => Err(DecodeError::InvalidTag { what: "funding", tag }),
+        }
+    }
+}
+
 /// S9: what an agreement binds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Terms {
@@ -643,22 +685,10 @@ impl Encode for Payload {
                 w.u8(5);
                 w.str(batch);
                 w.seq(code_hashes);
-                match value {
-                    CouponValue::Fixed(a) => {
-                        w.u8(1);
-                        a.encode(w);
-                    }
-                    CouponValue::Percent(b) => {
-                        w.u8(2);
-                        b.encode(w);
-                    }
-                }
+                value.encode(w);
                 min_spend.encode(w);
                 w.seq(redeemable_at);
-                w.u8(match funding {
-                    Funding::Issuer => 1,
-                    Funding::Redeemer => 2,
-                });
+                funding.encode(w);
                 w.u64(*expires_at_ms);
             }
             Payload::Sale { order, gross, base, card, referral_code, coupon_codes, points_redeemed } => {
@@ -733,18 +763,10 @@ impl Decode for Payload {
             5 => Payload::IssueCoupons {
                 batch: r.string("batch", EXTERNAL_ID_MAX)?,
                 code_hashes: r.seq("code_hashes", COUPON_BATCH_MAX)?,
-                value: match r.u8()? {
-                    1 => CouponValue::Fixed(Amount::decode(r)?),
-                    2 => CouponValue::Percent(Bps::decode(r)?),
-                    tag => return Err(DecodeError::InvalidTag { what: "coupon value", tag }),
-                },
+                value: CouponValue::decode(r)?,
                 min_spend: Amount::decode(r)?,
                 redeemable_at: r.seq("redeemable_at", PLACES_MAX)?,
-                funding: match r.u8()? {
-                    1 => Funding::Issuer,
-                    2 => Funding::Redeemer,
-                    tag => return Err(DecodeError::InvalidTag { what: "funding", tag }),
-                },
+                funding: Funding::decode(r)?,
                 expires_at_ms: r.u64()?,
             },
             6 => Payload::Sale {

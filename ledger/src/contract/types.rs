@@ -4,7 +4,7 @@
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::Hash;
 use crate::keys::PublicKey;
-use crate::money::{Amount, Bps};
+use crate::money::Amount;
 use crate::record::{
     Action, CardId, CouponValue, Funding, MerchantProfile, Party, Place, PromoterId, Terms, EXTERNAL_ID_MAX, NAME_MAX,
     PLACES_MAX,
@@ -215,26 +215,6 @@ impl Decode for Referral {
     }
 }
 
-pub(crate) fn encode_coupon_value(w: &mut Writer, v: &CouponValue) {
-    match v {
-        CouponValue::Fixed(a) => {
-            w.u8(1);
-            a.encode(w);
-        }
-        CouponValue::Percent(b) => {
-            w.u8(2);
-            b.encode(w);
-        }
-    }
-}
-fn decode_coupon_value(r: &mut Reader<'_>) -> Result<CouponValue, DecodeError> {
-    match r.u8()? {
-        1 => Ok(CouponValue::Fixed(Amount::decode(r)?)),
-        2 => Ok(CouponValue::Percent(Bps::decode(r)?)),
-        tag => Err(DecodeError::InvalidTag { what: "coupon value", tag }),
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     pub issuer: PublicKey,
@@ -247,13 +227,10 @@ pub struct Batch {
 impl Encode for Batch {
     fn encode(&self, w: &mut Writer) {
         self.issuer.encode(w);
-        encode_coupon_value(w, &self.value);
+        self.value.encode(w);
         self.min_spend.encode(w);
         w.seq(&self.redeemable_at);
-        w.u8(match self.funding {
-            Funding::Issuer => 1,
-            Funding::Redeemer => 2,
-        });
+        self.funding.encode(w);
         w.u64(self.expires_at_ms);
     }
 }
@@ -261,14 +238,10 @@ impl Decode for Batch {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Batch {
             issuer: PublicKey::decode(r)?,
-            value: decode_coupon_value(r)?,
+            value: CouponValue::decode(r)?,
             min_spend: Amount::decode(r)?,
             redeemable_at: r.seq("redeemable_at", PLACES_MAX)?,
-            funding: match r.u8()? {
-                1 => Funding::Issuer,
-                2 => Funding::Redeemer,
-                tag => return Err(DecodeError::InvalidTag { what: "funding", tag }),
-            },
+            funding: Funding::decode(r)?,
             expires_at_ms: r.u64()?,
         })
     }
