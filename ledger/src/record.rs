@@ -474,6 +474,32 @@ pub enum Terms {
     RateOverride { referral_rate: Option<Bps>, home_rate: Option<Bps> },
 }
 
+impl Encode for Terms {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Terms::FixedFee { payer, amount } => {
+                w.u8(1);
+                payer.encode(w);
+                amount.encode(w);
+            }
+            Terms::RateOverride { referral_rate, home_rate } => {
+                w.u8(2);
+                w.option(referral_rate);
+                w.option(home_rate);
+            }
+        }
+    }
+}
+impl Decode for Terms {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(Terms::FixedFee { payer: PublicKey::decode(r)?, amount: Amount::decode(r)? }),
+            2 => Ok(Terms::RateOverride { referral_rate: r.option("referral_rate")?, home_rate: r.option("home_rate")? }),
+            tag => Err(DecodeError::InvalidTag { what: "agreement terms", tag }),
+        }
+    }
+}
+
 /// The record kinds of DESIGN §4.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Payload {
@@ -716,18 +742,7 @@ impl Encode for Payload {
                 w.u8(9);
                 w.str(agreement_id);
                 counterparty.encode(w);
-                match terms {
-                    Terms::FixedFee { payer, amount } => {
-                        w.u8(1);
-                        payer.encode(w);
-                        amount.encode(w);
-                    }
-                    Terms::RateOverride { referral_rate, home_rate } => {
-                        w.u8(2);
-                        w.option(referral_rate);
-                        w.option(home_rate);
-                    }
-                }
+                terms.encode(w);
                 w.u64(*starts_at_ms);
                 w.option(ends_at_ms);
             }
@@ -787,11 +802,7 @@ impl Decode for Payload {
             9 => Payload::Agreement {
                 agreement_id: r.string("agreement_id", EXTERNAL_ID_MAX)?,
                 counterparty: PublicKey::decode(r)?,
-                terms: match r.u8()? {
-                    1 => Terms::FixedFee { payer: PublicKey::decode(r)?, amount: Amount::decode(r)? },
-                    2 => Terms::RateOverride { referral_rate: r.option("referral_rate")?, home_rate: r.option("home_rate")? },
-                    tag => return Err(DecodeError::InvalidTag { what: "agreement terms", tag }),
-                },
+                terms: Terms::decode(r)?,
                 starts_at_ms: r.u64()?,
                 ends_at_ms: r.option("ends_at")?,
             },

@@ -513,18 +513,7 @@ impl Encode for Agreement {
     fn encode(&self, w: &mut Writer) {
         self.proposer.encode(w);
         self.counterparty.encode(w);
-        match &self.terms {
-            Terms::FixedFee { payer, amount } => {
-                w.u8(1);
-                payer.encode(w);
-                amount.encode(w);
-            }
-            Terms::RateOverride { referral_rate, home_rate } => {
-                w.u8(2);
-                w.option(referral_rate);
-                w.option(home_rate);
-            }
-        }
+        self.terms.encode(w);
         w.u64(self.starts_at_ms);
         w.option(&self.ends_at_ms);
         w.bool(self.accepted);
@@ -535,11 +524,7 @@ impl Decode for Agreement {
         Ok(Agreement {
             proposer: PublicKey::decode(r)?,
             counterparty: PublicKey::decode(r)?,
-            terms: match r.u8()? {
-                1 => Terms::FixedFee { payer: PublicKey::decode(r)?, amount: Amount::decode(r)? },
-                2 => Terms::RateOverride { referral_rate: r.option("referral_rate")?, home_rate: r.option("home_rate")? },
-                tag => return Err(DecodeError::InvalidTag { what: "agreement terms", tag }),
-            },
+            terms: Terms::decode(r)?,
             starts_at_ms: r.u64()?,
             ends_at_ms: r.option("ends_at")?,
             accepted: r.bool("accepted")?,
