@@ -476,3 +476,36 @@ fn wide_alliance_streams_keep_every_invariant() {
         check_wide_stream(seed, 5_000);
     }
 }
+
+/// Every state root, receipt code, statement and final snapshot of the seeded streams above,
+/// hashed into one digest and pinned: an optimisation of the contract must leave every byte of
+/// its output unchanged (docs/SETTLEMENT.md, "How the contract stays fast"). A change of this
+/// digest is a change of the state format or of a rule, and needs a decision of its own.
+#[test]
+fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
+    let mut digest = blake3::Hasher::new();
+    let mut absorb = |state: &State, run: &Run| {
+        for root in &run.roots {
+            digest.update(root.as_bytes());
+        }
+        for code in &run.receipts {
+            digest.update(&code.to_be_bytes());
+        }
+        for statement in &run.statements {
+            digest.update(&(statement.len() as u64).to_be_bytes());
+            digest.update(statement);
+        }
+        digest.update(&state.to_bytes());
+    };
+    for seed in 0..4 {
+        let (_, blocks) = stream(seed, 3000);
+        let (state, out) = run(&blocks);
+        absorb(&state, &out);
+    }
+    for seed in 0..2 {
+        let (genesis, blocks) = wide_stream(seed, 5_000);
+        let (state, out) = run_from(&genesis, &blocks);
+        absorb(&state, &out);
+    }
+    assert_eq!(digest.finalize().to_hex().as_str(), "330a9704554cacc410753703969300dc9e88e5281021c423cfd3c0f2fd97c330");
+}
