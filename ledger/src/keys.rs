@@ -161,8 +161,10 @@ impl PartialOrd for PublicKey {
     }
 }
 impl Ord for PublicKey {
+    /// The order of the 32 bytes.
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.bytes.cmp(&other.bytes)
+        crate::hash::cmp_bytes(&self.bytes, &other.bytes)
     }
 }
 impl std::hash::Hash for PublicKey {

@@ -89,8 +89,21 @@ fn decode_code(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeE
 }
 
 /// A member card number: 128 random bits issued by the card's home merchant (DESIGN §3).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CardId(pub [u8; 16]);
+
+impl PartialOrd for CardId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for CardId {
+    /// The order of the 16 bytes.
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        crate::hash::cmp_bytes(&self.0, &other.0)
+    }
+}
 
 impl CardId {
     pub fn to_hex(&self) -> String {
