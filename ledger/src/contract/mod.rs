@@ -39,6 +39,7 @@ mod table;
 pub mod types;
 
 use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use thiserror::Error;
 
@@ -183,12 +184,42 @@ pub struct State {
     referrer_stats: Table<Party, ReferrerStats>,
     statements: Table<u64, StatementSummary>,
     /// Every record id ever ordered (membership only; encoded sorted).
-    seen: HashSet<Hash>,
+    seen: SeenIds,
 
     // Derived from `items`, rebuilt on decode, never encoded.
     lock_queue: BTreeSet<(u64, u64)>,
     held_items: BTreeSet<(PartyId, u64)>,
     block_seen: Vec<Hash>,
+}
+
+/// The set of record ids seen: membership only, never iterated into output (the snapshot
+/// sorts it). The one hash set of the contract (ledger/tests/architecture.rs allows this line).
+type SeenIds = HashSet<Hash, BuildHasherDefault<IdHasher>>;
+
+/// Hashes a record id by folding its four 64-bit words with a multiply: ids are blake3 digests,
+/// already uniform, so SipHash's rounds add nothing. Fixed and keyless, so the same ids give the same table on every node — not that
+/// its layout could reach output. Only `Hash` values are hashed with it (32 bytes, plus the
+/// length prefix that slices write first).
+#[derive(Clone, Copy, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let (words, rest) = bytes.as_chunks::<8>();
+        for word in words {
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(*word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        for byte in rest {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    #[inline]
+    fn write_usize(&mut self, _length_prefix: usize) {}
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Two states are equal when their snapshots are: interned party ids and the touched sets
@@ -248,7 +279,7 @@ impl State {
             balances: Accounts::default(),
             referrer_stats: Table::new(),
             statements: Table::new(),
-            seen: HashSet::new(),
+            seen: SeenIds::default(),
             lock_queue: BTreeSet::new(),
             held_items: BTreeSet::new(),
             block_seen: Vec::new(),
@@ -805,7 +836,7 @@ impl Decode for State {
             balances,
             referrer_stats: Table::decode_table(r, "referrer stats")?,
             statements: Table::decode_table(r, "statements")?,
-            seen: HashSet::new(),
+            seen: SeenIds::default(),
             lock_queue: BTreeSet::new(),
             held_items: BTreeSet::new(),
             block_seen: Vec::new(),
