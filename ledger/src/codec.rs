@@ -103,6 +103,22 @@ impl Writer {
         self.u32(len);
         self.bytes.extend_from_slice(v);
     }
+    /// `u32 len ‖ what `encode` writes`: the bytes of `self.bytes(&value.to_bytes())`, written
+    /// in one pass (the length is filled in afterwards) without encoding into a copy first.
+    pub fn sized(&mut self, encode: impl FnOnce(&mut Writer)) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; 4]);
+        encode(self);
+        let len = u32::try_from(self.bytes.len() - at - 4).expect("encoded byte strings are bounded far below 4 GiB");
+        self.bytes[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    /// The bytes written so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
     pub fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
@@ -280,6 +296,19 @@ mod tests {
         let bytes = w.into_bytes();
         let mut r = Reader::new(&bytes);
         assert!(matches!(r.bytes("field", 64), Err(DecodeError::LengthLimit { len, .. }) if len == u32::MAX as usize));
+    }
+
+    #[test]
+    fn sized_writes_what_bytes_of_the_encoding_writes() {
+        for value in ["", "a", "several words of text"] {
+            let mut one_pass = Writer::new();
+            one_pass.u8(9);
+            one_pass.sized(|w| value.to_owned().encode(w));
+            let mut copied = Writer::new();
+            copied.u8(9);
+            copied.bytes(&value.to_owned().to_bytes());
+            assert_eq!(one_pass.into_bytes(), copied.into_bytes());
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Accounts {
             w.u8(tag);
             self.parties[id as usize].encode(&mut w);
             w.u8(1);
-            w.bytes(&self.balances[id as usize].to_bytes());
+            w.sized(|w| self.balances[id as usize].encode(w));
         }
         hasher.update(&w.into_bytes());
     }

@@ -12,7 +12,7 @@ use crate::record::Party;
 
 use super::accounts::{Accounts, PartyId};
 use super::statement::LineKind;
-use super::types::party_len;
+use super::table::HASH_CHUNK_BYTES;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Item {
@@ -27,10 +27,6 @@ pub(crate) struct Item {
 }
 
 impl Item {
-    fn encoded_len(&self, accounts: &Accounts) -> usize {
-        party_len(accounts.party(self.debtor)) + party_len(accounts.party(self.creditor)) + 8 + 1 + 32 + 8 + 1
-    }
-
     /// `Party debtor ‖ Party creditor ‖ amount ‖ u8 kind ‖ source ‖ u64 lock at ‖ bool held`.
     fn encode(&self, w: &mut Writer, accounts: &Accounts) {
         accounts.party(self.debtor).encode(w);
@@ -86,9 +82,9 @@ impl Items {
         dirty.sort_unstable();
         dirty.dedup();
         let mut w = Writer::new();
-        for (n, id) in dirty.into_iter().enumerate() {
+        for id in dirty {
             // Hashed in pieces: a period close removes millions of items.
-            if n % 4096 == 4095 {
+            if w.len() >= HASH_CHUNK_BYTES {
                 hasher.update(&std::mem::take(&mut w).into_bytes());
             }
             w.u8(tag);
@@ -96,10 +92,8 @@ impl Items {
             match self.map.get(&id) {
                 None => w.u8(0),
                 Some(item) => {
-                    // `u32 len ‖ item`, written in one pass.
                     w.u8(1);
-                    w.u32(item.encoded_len(accounts) as u32);
-                    item.encode(&mut w, accounts);
+                    w.sized(|w| item.encode(w, accounts));
                 }
             }
         }
@@ -153,25 +147,5 @@ impl RawItems {
             map.insert(id, item);
         }
         Ok(Items { map, dirty: Vec::new() })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::keys::Keypair;
-    use crate::record::PromoterId;
-
-    #[test]
-    fn encoded_len_is_the_encoding_length() {
-        let mut accounts = Accounts::default();
-        let m = accounts.open(&Party::Merchant(Keypair::from_seed(b"items/m").public()));
-        let p = accounts.open(&Party::Promoter(PromoterId::new("kol-9").expect("id")));
-        for (debtor, creditor) in [(m, p), (p, m)] {
-            let item = Item { debtor, creditor, amount: Amount::ZERO, kind: LineKind::Promoter, source: Hash::ZERO, lock_at_ms: 1, held: true };
-            let mut w = Writer::new();
-            item.encode(&mut w, &accounts);
-            assert_eq!(item.encoded_len(&accounts), w.into_bytes().len());
-        }
     }
 }

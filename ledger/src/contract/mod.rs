@@ -616,7 +616,7 @@ impl State {
         h.update(&globals.into_bytes());
         self.merchants.hash_changes(1, &mut h);
         self.promoters.hash_changes(2, &mut h);
-        self.cards.hash_changes_sized(3, &mut h);
+        self.cards.hash_changes(3, &mut h);
         self.referrals.hash_changes(4, &mut h);
         self.batches.hash_changes(5, &mut h);
         self.batch_names.hash_changes(6, &mut h);

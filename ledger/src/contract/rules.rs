@@ -10,6 +10,7 @@ use crate::policy::HOUR_MS;
 use crate::receipt::Code;
 use crate::record::{Action, CardId, CodeSecret, CouponValue, Funding, Party, Payload, Place, PromoterId, Record, Terms};
 
+use super::sales::OrderId;
 use super::statement::LineKind;
 use super::types::{
     Agreement, Batch, Card, Coupon, HashValue, Lot, Merchant, MerchantStatus, NamedKey, Promoter, Proposal, ProposalStatus,
@@ -661,8 +662,8 @@ impl State {
         coupon_codes: &[CodeSecret],
         points_redeemed: u64,
     ) -> Rule {
-        let key = NamedKey { merchant: signer, name: order.to_owned() };
-        if self.sales.contains(&key) {
+        let order_id = OrderId::new(order);
+        if self.sales.contains(&signer, &order_id) {
             return Err(Code::DuplicateOrder);
         }
         let plan = self.plan_sale(&signer, te, gross, base, card, referral_code, coupon_codes, points_redeemed)?;
@@ -678,7 +679,7 @@ impl State {
         let mut sale_coupons = Vec::with_capacity(plan.coupons.len());
         for (code, claim) in &plan.coupons {
             if let Some(c) = self.coupons.get_mut(code) {
-                c.redeemed_by = Some(key.clone());
+                c.redeemed_by = Some(NamedKey { merchant: signer, name: order.to_owned() });
             }
             let index = match claim {
                 Some((issuer, value)) => {
@@ -768,7 +769,8 @@ impl State {
             self.hold(party);
         }
         self.sales.insert(
-            key,
+            signer,
+            order_id,
             Sale {
                 record: id,
                 event_ms: te,
@@ -790,8 +792,8 @@ impl State {
 
     #[allow(clippy::too_many_arguments)]
     fn refund(&mut self, id: Hash, signer: PublicKey, te: u64, block_ms: u64, order: &str, refund_id: &str, amount: Amount) -> Rule {
-        let key = NamedKey { merchant: signer, name: order.to_owned() };
-        let sale = self.sales.get(&key).ok_or(Code::UnknownOrder)?;
+        let order_id = OrderId::new(order);
+        let sale = self.sales.get(&signer, &order_id).ok_or(Code::UnknownOrder)?;
         if sale.refund_ids.iter().any(|r| r == refund_id) {
             return Err(Code::DuplicateRefund);
         }
@@ -828,7 +830,7 @@ impl State {
         for (index, item_id, debtor, creditor, delta) in &reversals {
             let delta_amount = Amount::from_cents(*delta).map_err(|_| Code::AmountOverflow)?;
             self.reverse_item(*item_id, *debtor, *creditor, delta_amount, id, block_ms);
-            if let Some(sale) = self.sales.get_mut(&key) {
+            if let Some(sale) = self.sales.get_mut(&signer, &order_id) {
                 let item = &mut sale.items[*index];
                 item.reversed = item.reversed.checked_add(delta_amount).unwrap_or(item.original);
             }
@@ -854,13 +856,13 @@ impl State {
                     }
                 }
             }
-            if let Some(sale) = self.sales.get_mut(&key) {
+            if let Some(sale) = self.sales.get_mut(&signer, &order_id) {
                 if let Some(e) = sale.earned.as_mut() {
                     e.2 = target;
                 }
             }
         }
-        if let Some(sale) = self.sales.get_mut(&key) {
+        if let Some(sale) = self.sales.get_mut(&signer, &order_id) {
             sale.refunded = cumulative;
             sale.refund_ids.push(refund_id.to_owned());
         }
@@ -878,8 +880,8 @@ impl State {
     }
 
     fn revoke(&mut self, id: Hash, signer: PublicKey, te: u64, block_ms: u64, order: &str, code_hash: &Hash) -> Rule {
-        let key = NamedKey { merchant: signer, name: order.to_owned() };
-        let sale = self.sales.get(&key).ok_or(Code::UnknownRedemption)?;
+        let order_id = OrderId::new(order);
+        let sale = self.sales.get(&signer, &order_id).ok_or(Code::UnknownRedemption)?;
         let position = sale.coupons.iter().position(|(c, _)| c == code_hash).ok_or(Code::UnknownRedemption)?;
         if te.saturating_sub(sale.event_ms) > self.policy_at(te).revocation_window_ms {
             return Err(Code::RevocationWindowClosed);
@@ -892,7 +894,7 @@ impl State {
         if let Some((item, debtor, creditor, delta)) = reversal {
             self.reverse_item(item, debtor, creditor, delta, id, block_ms);
         }
-        if let Some(sale) = self.sales.get_mut(&key) {
+        if let Some(sale) = self.sales.get_mut(&signer, &order_id) {
             sale.coupons.remove(position);
             if let Some(i) = item_index {
                 if let Some(item) = sale.items.get_mut(i as usize) {

@@ -4,45 +4,90 @@
 //! Stored as seller → order id → sale, with each sale boxed: a lookup compares one 32-byte key
 //! per level of a 200-entry map and then short order ids, instead of (key, order id) pairs
 //! all the way down a map of millions, and inserting never shifts whole sales inside the tree's
-//! nodes. The iteration order — seller, then order id — is the order of `NamedKey`, so the
+//! nodes. Order ids are [`OrderId`]s, which compare in the byte order of `String` without a call
+//! to `memcmp`. The iteration order — seller, then order id — is the order of `NamedKey`, so the
 //! snapshot and the root see exactly a `Table<NamedKey, Sale>` (docs/FORMAT.md).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
 use super::accounts::Accounts;
+use super::table::HASH_CHUNK_BYTES;
 use crate::keys::PublicKey;
 
 use super::types::{NamedKey, RawSaleParties, Sale};
 
+/// A sale's order id, ordered as `String` orders it (by bytes), compared eight bytes at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OrderId(String);
+
+impl OrderId {
+    pub fn new(order: &str) -> OrderId {
+        OrderId(order.to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialOrd for OrderId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderId {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_text(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+/// The lexicographic order of byte strings (`<[u8]>::cmp`): whole 8-byte words as big-endian
+/// integers while both have them, then byte by byte, then the shorter first.
+#[inline]
+fn cmp_text(a: &[u8], b: &[u8]) -> Ordering {
+    let (a_words, _) = a.as_chunks::<8>();
+    let (b_words, _) = b.as_chunks::<8>();
+    for (x, y) in a_words.iter().zip(b_words) {
+        if x != y {
+            return u64::from_be_bytes(*x).cmp(&u64::from_be_bytes(*y));
+        }
+    }
+    let done = 8 * a_words.len().min(b_words.len());
+    for (x, y) in a[done..].iter().zip(&b[done..]) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Sales {
-    /// By the seller's key bytes (the order of `PublicKey`), which are 32 bytes where a
-    /// `PublicKey` value is several times that (it carries its decompressed point).
-    map: BTreeMap<[u8; 32], (PublicKey, BTreeMap<String, Box<Sale>>)>,
+    map: BTreeMap<PublicKey, BTreeMap<OrderId, Box<Sale>>>,
     len: usize,
-    /// (seller key bytes, order id) touched since the last root, with repeats.
-    dirty: Vec<([u8; 32], String)>,
+    /// (seller, order id) touched since the last root, with repeats.
+    dirty: Vec<(PublicKey, OrderId)>,
 }
 
 impl Sales {
-    pub fn get(&self, key: &NamedKey) -> Option<&Sale> {
-        self.map.get(key.merchant.as_bytes())?.1.get(key.name.as_str()).map(|s| &**s)
+    pub fn get(&self, seller: &PublicKey, order: &OrderId) -> Option<&Sale> {
+        self.map.get(seller)?.get(order).map(|s| &**s)
     }
-    pub fn contains(&self, key: &NamedKey) -> bool {
-        self.get(key).is_some()
+    pub fn contains(&self, seller: &PublicKey, order: &OrderId) -> bool {
+        self.get(seller, order).is_some()
     }
     /// Marks the sale changed: call only when about to change it.
-    pub fn get_mut(&mut self, key: &NamedKey) -> Option<&mut Sale> {
-        let sale = self.map.get_mut(key.merchant.as_bytes())?.1.get_mut(key.name.as_str())?;
-        self.dirty.push((*key.merchant.as_bytes(), key.name.clone()));
+    pub fn get_mut(&mut self, seller: &PublicKey, order: &OrderId) -> Option<&mut Sale> {
+        let sale = self.map.get_mut(seller)?.get_mut(order)?;
+        self.dirty.push((*seller, order.clone()));
         Some(&mut **sale)
     }
-    pub fn insert(&mut self, key: NamedKey, sale: Sale) {
-        self.dirty.push((*key.merchant.as_bytes(), key.name.clone()));
-        let orders = &mut self.map.entry(*key.merchant.as_bytes()).or_insert_with(|| (key.merchant, BTreeMap::new())).1;
-        if orders.insert(key.name, Box::new(sale)).is_none() {
+    pub fn insert(&mut self, seller: PublicKey, order: OrderId, sale: Sale) {
+        self.dirty.push((seller, order.clone()));
+        if self.map.entry(seller).or_default().insert(order, Box::new(sale)).is_none() {
             self.len += 1;
         }
     }
@@ -58,36 +103,38 @@ impl Sales {
         while at < dirty.len() {
             // One seller's keys at a time: one lookup of the seller (sales are never removed,
             // so a touched seller is present).
-            let merchant_bytes = dirty[at].0;
-            let (merchant, orders) = self.map.get(&merchant_bytes).expect("a touched sale's seller is in the table");
-            while at < dirty.len() && dirty[at].0 == merchant_bytes {
-                let name = &dirty[at].1;
+            let seller = dirty[at].0;
+            let orders = self.map.get(&seller).expect("a touched sale's seller is in the table");
+            while at < dirty.len() && dirty[at].0 == seller {
+                let order = &dirty[at].1;
                 w.u8(tag);
-                merchant.encode(&mut w);
-                w.str(name);
-                match orders.get(name.as_str()) {
+                seller.encode(&mut w);
+                w.str(order.as_str());
+                match orders.get(order) {
                     None => w.u8(0),
                     Some(sale) => {
-                        // `u32 len ‖ sale`, written in one pass.
                         w.u8(1);
-                        w.u32(u32::try_from(sale.encoded_len_with(accounts)).expect("a sale is far below 4 GiB"));
-                        sale.encode_with(&mut w, accounts);
+                        w.sized(|w| sale.encode_with(w, accounts));
                     }
+                }
+                if w.len() >= HASH_CHUNK_BYTES {
+                    hasher.update(&std::mem::take(&mut w).into_bytes());
                 }
                 at += 1;
             }
-            hasher.update(&std::mem::take(&mut w).into_bytes());
         }
         hasher.update(&w.into_bytes());
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     /// `u32 n ‖ (NamedKey ‖ Sale)×n`, by (seller, order id).
     pub fn encode(&self, w: &mut Writer, accounts: &Accounts) {
         w.u32(u32::try_from(self.len).expect("fewer than 2^32 sales"));
-        for (merchant, orders) in self.map.values() {
-            for (name, sale) in orders {
-                merchant.encode(w);
-                w.str(name);
+        for (seller, orders) in &self.map {
+            for (order, sale) in orders {
+                seller.encode(w);
+                w.str(order.as_str());
                 sale.encode_with(w, accounts);
             }
         }
@@ -117,9 +164,38 @@ impl RawSales {
         let mut sales = Sales::default();
         for (key, mut sale, parties) in self.0 {
             sale.resolve(parties, accounts)?;
-            sales.insert(key, sale);
+            sales.insert(key.merchant, OrderId(key.name), sale);
         }
         sales.dirty.clear();
         Ok(sales)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_compare_as_strings_do() {
+        let words = ["", "a", "o", "o1", "o10", "o9", "o-1", "o-10", "order-00000001", "order-00000001x", "order-0000000", "zzzzzzzzzzzzzzzz", "é", "o\u{0}"];
+        for a in words {
+            for b in words {
+                assert_eq!(OrderId::new(a).cmp(&OrderId::new(b)), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Short strings over a small alphabet, so prefixes and equal words are common.
+            let make = |mut v: u64| -> String {
+                let len = (v % 20) as usize;
+                v /= 20;
+                (0..len).map(|i| [b'a', b'b', b'0'][((v >> (2 * i)) % 3) as usize] as char).collect()
+            };
+            let (a, b) = (make(x), make(x.rotate_left(29)));
+            assert_eq!(OrderId::new(&a).cmp(&OrderId::new(&b)), a.cmp(&b), "{a:?} vs {b:?}");
+        }
     }
 }

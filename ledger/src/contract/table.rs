@@ -1,26 +1,28 @@
 //! A sorted map that remembers which keys a block touched, so the state root can hash the
 //! block's changes instead of the whole state (docs/FORMAT.md, "State root and statements").
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
-use super::types::EncodedLen;
-
-/// `u32 len ‖ value`, as `Writer::bytes(&value.to_bytes())` writes it, without the copy.
-pub(crate) fn write_sized<V: EncodedLen>(w: &mut Writer, value: &V) {
-    let len = value.encoded_len();
-    w.u32(u32::try_from(len).expect("values are far below 4 GiB"));
-    debug_assert_eq!(len, value.to_bytes().len(), "encoded_len matches the encoding");
-    value.encode(w);
-}
+/// The change buffer is handed to the hasher whenever it grows past this many bytes.
+pub(crate) const HASH_CHUNK_BYTES: usize = 1 << 16;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Table<K: Ord, V> {
-    map: BTreeMap<K, V>,
-    /// Keys touched since the last root, with repeats (sorted and deduplicated when hashed:
-    /// cheaper than a sorted set on the hot path).
+    map: BTreeMap<K, Slot<V>>,
+    /// Keys touched since the last root, each once (a slot's flag says whether its key is
+    /// listed): sorted when hashed. Hot keys — a referral code or a referrer touched by every
+    /// sale — are listed once per block, not once per touch.
     dirty: Vec<K>,
+}
+
+/// A value and whether it changed since the last root (false between blocks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Slot<V> {
+    value: V,
+    touched: bool,
 }
 
 impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
@@ -28,76 +30,74 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
         Table { map: BTreeMap::new(), dirty: Vec::new() }
     }
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
+        self.map.get(key).map(|slot| &slot.value)
     }
     pub fn contains(&self, key: &K) -> bool {
         self.map.contains_key(key)
     }
     /// Marks the key changed: call only when about to change the value.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let value = self.map.get_mut(key)?;
-        self.dirty.push(key.clone());
-        Some(value)
+        let slot = self.map.get_mut(key)?;
+        if !slot.touched {
+            slot.touched = true;
+            self.dirty.push(key.clone());
+        }
+        Some(&mut slot.value)
     }
     pub fn insert(&mut self, key: K, value: V) {
-        self.dirty.push(key.clone());
-        self.map.insert(key, value);
+        match self.map.entry(key) {
+            Entry::Occupied(mut entry) => {
+                let slot = entry.get_mut();
+                slot.value = value;
+                if !slot.touched {
+                    slot.touched = true;
+                    self.dirty.push(entry.key().clone());
+                }
+            }
+            Entry::Vacant(entry) => {
+                self.dirty.push(entry.key().clone());
+                entry.insert(Slot { value, touched: true });
+            }
+        }
     }
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> {
-        self.map.iter()
+        self.map.iter().map(|(key, slot)| (key, &slot.value))
     }
 
     /// Feeds `tag ‖ key ‖ (0 | 1 ‖ u32 len ‖ value)` for every touched key, in key order, and
-    /// forgets the touched set.
+    /// forgets the touched set. Each value is encoded once, straight into the buffer. (Entries
+    /// are never removed from a `Table`, so the `0` form does not occur here.)
     pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
-        dirty.dedup();
         let mut w = Writer::new();
-        for key in dirty {
+        for key in &dirty {
             w.u8(tag);
             key.encode(&mut w);
-            match self.map.get(&key) {
+            match self.map.get_mut(key) {
                 None => w.u8(0),
-                Some(value) => {
+                Some(slot) => {
+                    slot.touched = false;
                     w.u8(1);
-                    let bytes = value.to_bytes();
-                    w.bytes(&bytes);
+                    w.sized(|w| slot.value.encode(w));
                 }
             }
-        }
-        hasher.update(&w.into_bytes());
-    }
-
-    /// `hash_changes` for values that know their encoded length: each value is encoded once,
-    /// straight into the buffer (same bytes).
-    pub fn hash_changes_sized(&mut self, tag: u8, hasher: &mut blake3::Hasher)
-    where
-        V: EncodedLen,
-    {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
-        let mut w = Writer::new();
-        for (n, key) in dirty.into_iter().enumerate() {
-            w.u8(tag);
-            key.encode(&mut w);
-            match self.map.get(&key) {
-                None => w.u8(0),
-                Some(value) => {
-                    w.u8(1);
-                    write_sized(&mut w, value);
-                }
-            }
-            if n % 256 == 255 {
+            if w.len() >= HASH_CHUNK_BYTES {
                 hasher.update(&std::mem::take(&mut w).into_bytes());
             }
         }
         hasher.update(&w.into_bytes());
+        // Keep the vector's capacity for the next block.
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     pub fn clear_changes(&mut self) {
-        self.dirty.clear();
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some(slot) = self.map.get_mut(&key) {
+                slot.touched = false;
+            }
+        }
     }
 
     pub fn decode_table(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
@@ -113,7 +113,7 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
             }
             let value = V::decode(r)?;
             last = Some(key.clone());
-            map.insert(key, value);
+            map.insert(key, Slot { value, touched: false });
         }
         Ok(Table { map, dirty: Vec::new() })
     }
@@ -122,9 +122,9 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
 impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Encode for Table<K, V> {
     fn encode(&self, w: &mut Writer) {
         w.u32(u32::try_from(self.map.len()).expect("tables hold fewer than 2^32 entries"));
-        for (k, v) in &self.map {
+        for (k, slot) in &self.map {
             k.encode(w);
-            v.encode(w);
+            slot.value.encode(w);
         }
     }
 }

@@ -13,21 +13,6 @@ use crate::record::{
 use super::accounts::{Accounts, PartyId};
 use super::statement::LineKind;
 
-/// The exact length of a value's canonical encoding, computed without encoding it, so the
-/// state root can write `u32 len ‖ value` straight into its buffer (docs/FORMAT.md). Checked
-/// against `to_bytes().len()` by the unit tests below and, in debug builds, on every use.
-pub(crate) trait EncodedLen: Encode {
-    fn encoded_len(&self) -> usize;
-}
-
-/// `u8 tag ‖ (key | u32 len ‖ id)`.
-pub(crate) fn party_len(party: &Party) -> usize {
-    match party {
-        Party::Merchant(_) => 1 + 32,
-        Party::Promoter(id) => 1 + 4 + id.as_str().len(),
-    }
-}
-
 /// Bounds used when decoding a snapshot (nothing the contract builds comes near them).
 pub const LIST_MAX: usize = 1 << 24;
 
@@ -138,18 +123,6 @@ pub struct Card {
 impl Card {
     pub fn debt_total(&self) -> u64 {
         self.debt.iter().map(|(_, p)| *p).fold(0u64, u64::saturating_add)
-    }
-}
-impl EncodedLen for Card {
-    fn encoded_len(&self) -> usize {
-        32 + 4
-            + 64 * self.lots.len()
-            + 4
-            + 40 * self.debt.len()
-            + 1
-            + if self.last_referral.is_some() { 32 } else { 0 }
-            + 4
-            + 40 * self.recent.len()
     }
 }
 impl Encode for Card {
@@ -332,28 +305,6 @@ pub struct Sale {
 pub(crate) type RawSaleParties = Vec<(Party, Party)>;
 
 impl Sale {
-    /// The exact length of [`Sale::encode_with`]'s bytes, computed without encoding.
-    pub(crate) fn encoded_len_with(&self, accounts: &Accounts) -> usize {
-        let items: usize = self
-            .items
-            .iter()
-            .map(|i| 8 + party_len(accounts.party(i.debtor)) + party_len(accounts.party(i.creditor)) + 1 + 8 + 8)
-            .sum();
-        32 + 8
-            + 3 * 8
-            + 4
-            + self.refund_ids.iter().map(|r| 4 + r.len()).sum::<usize>()
-            + 1
-            + if self.card.is_some() { 16 } else { 0 }
-            + 4
-            + items
-            + if self.earned.is_some() { 1 + 32 } else { 1 }
-            + 4
-            + self.coupons.iter().map(|(_, i)| 32 + if i.is_some() { 5 } else { 1 }).sum::<usize>()
-            + 4
-            + self.referrers.iter().map(party_len).sum::<usize>()
-    }
-
     pub(crate) fn encode_with(&self, w: &mut Writer, accounts: &Accounts) {
         self.record.encode(w);
         w.u64(self.event_ms);
@@ -739,22 +690,10 @@ mod tests {
     use super::*;
     use crate::keys::Keypair;
 
-    fn check<T: EncodedLen>(v: &T) {
-        assert_eq!(v.encoded_len(), v.to_bytes().len());
-    }
-
     #[test]
-    fn encoded_len_is_the_encoding_length() {
+    fn sales_round_trip_through_their_party_ids() {
         let k = Keypair::from_seed(b"len/a").public();
         let promoter = Party::Promoter(PromoterId::new("kol-123").expect("id"));
-        let mut card = Card { home: k, lots: Vec::new(), debt: Vec::new(), last_referral: None, recent: Vec::new() };
-        check(&card);
-        card.lots.push(Lot { id: 1, issuer: k, points: 5, spendable_at_ms: 2, expires_at_ms: 3 });
-        card.debt.push((k, 4));
-        card.last_referral = Some(Hash::digest(b"r"));
-        card.recent.push((k, 9));
-        card.recent.push((k, 10));
-        check(&card);
         let mut accounts = Accounts::default();
         let (km, kp) = (accounts.open(&Party::Merchant(k)), accounts.open(&promoter));
         let item = |d: PartyId, c: PartyId| SaleItem { item: 7, debtor: d, creditor: c, kind: LineKind::Promoter, original: Amount::ZERO, reversed: Amount::ZERO };
@@ -762,7 +701,6 @@ mod tests {
             let mut w = Writer::new();
             sale.encode_with(&mut w, &accounts);
             let bytes = w.into_bytes();
-            assert_eq!(sale.encoded_len_with(&accounts), bytes.len());
             let (mut back, parties) = Sale::decode_raw(&mut Reader::new(&bytes)).expect("decodes");
             back.resolve(parties, &accounts).expect("resolves");
             assert_eq!(&back, sale);
