@@ -125,24 +125,32 @@ impl State {
 
     /// S5: two different merchants of one category, not exempted by the policy at `te`.
     fn competitors(&self, a: &PublicKey, b: &PublicKey, te: u64) -> bool {
+        self.competitors_known(a, self.merchants.get(a), b, self.category(b), te)
+    }
+
+    /// [`State::competitors`] with `a`'s entry and `b`'s category already looked up (a sale
+    /// checks the seller against its referrer and its card's home: one lookup each).
+    fn competitors_known(&self, a: &PublicKey, a_merchant: Option<&Merchant>, b: &PublicKey, b_category: Option<&str>, te: u64) -> bool {
         if a == b {
             return false;
         }
-        match (self.category(a), self.category(b)) {
+        match (a_merchant.map(|m| m.profile.category.as_str()), b_category) {
             (Some(x), Some(y)) if x == y => !self.policy_at(te).isolation_exempt(a, b),
             _ => false,
         }
     }
 
     fn place_matches(&self, places: &[Place], merchant: &PublicKey) -> bool {
-        if places.is_empty() {
-            return true;
-        }
-        let category = self.category(merchant);
-        places.iter().any(|p| match p {
-            Place::Merchant(k) => k == merchant,
-            Place::Category(c) => Some(c.as_str()) == category,
-        })
+        places.is_empty() || self.place_matches_known(places, merchant, self.category(merchant))
+    }
+
+    /// [`State::place_matches`] with the merchant's category already looked up.
+    fn place_matches_known(&self, places: &[Place], merchant: &PublicKey, category: Option<&str>) -> bool {
+        places.is_empty()
+            || places.iter().any(|p| match p {
+                Place::Merchant(k) => k == merchant,
+                Place::Category(c) => Some(c.as_str()) == category,
+            })
     }
 
     /// Places named by a Refer or IssueCoupons: known, and never a competitor of `signer` (S5).
@@ -188,18 +196,19 @@ impl State {
         }
     }
 
-    /// S1: whether a referral is live and usable at `seller` at `te`; `Err` says why not.
-    fn referral_usable(&self, referral: &Referral, seller: &PublicKey, te: u64) -> Rule {
+    /// S1: whether a referral is live and usable at `seller` (of `seller_category`) at `te`;
+    /// `Err` says why not. `referrer` is the referrer's entry in the merchants table.
+    fn referral_usable(&self, referral: &Referral, referrer: Option<&Merchant>, seller: &PublicKey, seller_category: Option<&str>, te: u64) -> Rule {
         if te >= referral.expires_at_ms {
             return Err(Code::ReferralExpired);
         }
         if !referral.multi_use && referral.uses > 0 {
             return Err(Code::ReferralUsed);
         }
-        if !self.place_matches(&referral.valid_at, seller) {
+        if !self.place_matches_known(&referral.valid_at, seller, seller_category) {
             return Err(Code::ReferralNotValidHere);
         }
-        if self.competitors(&referral.referrer, seller, te) {
+        if self.competitors_known(&referral.referrer, referrer, seller, seller_category, te) {
             return Err(Code::CompetitorIsolation);
         }
         Ok(())
@@ -574,25 +583,29 @@ impl State {
             points_amounts.push((issuer, Amount::from_cents(cents as u64).map_err(|_| Code::AmountOverflow)?));
         }
 
-        // S1: the code presented wins; otherwise the card's last touch, if usable here.
+        // S1: the code presented wins; otherwise the card's last touch, if usable here. Each
+        // merchant involved (seller, referrer, card home) is looked up once.
+        let seller_category = self.category(signer);
         let referral = match referral_code {
             Some(secret) => {
                 let code = secret.hash();
                 let r = self.referrals.get(&code).ok_or(Code::UnknownReferral)?;
-                self.referral_usable(r, signer, te)?;
-                Some(code)
+                let referrer = self.merchants.get(&r.referrer);
+                self.referral_usable(r, referrer, signer, seller_category, te)?;
+                Some((code, r, referrer))
             }
-            None => card_state.and_then(|c| c.last_referral).filter(|code| {
-                self.referrals.get(code).is_some_and(|r| self.referral_usable(r, signer, te).is_ok())
+            None => card_state.and_then(|c| c.last_referral).and_then(|code| {
+                let r = self.referrals.get(&code)?;
+                let referrer = self.merchants.get(&r.referrer);
+                self.referral_usable(r, referrer, signer, seller_category, te).ok().map(|()| (code, r, referrer))
             }),
         };
 
         let mut payouts: Vec<(Party, LineKind, Amount)> = Vec::new();
         let mut referrers = Vec::new();
-        if let Some(code) = &referral {
-            let r = self.referrals.get(code).ok_or(Code::UnknownReferral)?;
+        if let Some((_, r, referrer)) = referral {
             // S11: a self-referral earns the referrer nothing.
-            if r.referrer != *signer && self.is_member(&r.referrer) {
+            if r.referrer != *signer && referrer.is_some_and(|m| m.status != MerchantStatus::Removed) {
                 let rate = self.override_rates(&r.referrer, signer, te).0.unwrap_or(policy.referral_rate);
                 payouts.push((Party::Merchant(r.referrer), LineKind::Referral, rate_of(rate, base)));
                 referrers.push(Party::Merchant(r.referrer));
@@ -608,7 +621,11 @@ impl State {
         }
         // S3: the card's home merchant, unless it is the seller or a competitor (S5).
         if let Some(c) = card_state {
-            if c.home != *signer && !self.competitors(&c.home, signer, te) && self.is_member(&c.home) {
+            let home = self.merchants.get(&c.home);
+            if c.home != *signer
+                && !self.competitors_known(&c.home, home, signer, seller_category, te)
+                && home.is_some_and(|m| m.status != MerchantStatus::Removed)
+            {
                 let rate = self.override_rates(&c.home, signer, te).1.unwrap_or(policy.home_rate);
                 payouts.push((Party::Merchant(c.home), LineKind::HomeShare, rate_of(rate, base)));
             }
@@ -644,7 +661,7 @@ impl State {
                 hold = referrers.clone();
             }
         }
-        Ok(SalePlan { coupons, consume, points_clearing: points_amounts, referral, payouts, earned, hold, referrers })
+        Ok(SalePlan { coupons, consume, points_clearing: points_amounts, referral: referral.map(|(code, _, _)| code), payouts, earned, hold, referrers })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -724,7 +741,10 @@ impl State {
                         l.points -= *take;
                     }
                 }
-                c.lots.retain(|l| l.points > 0);
+                if !plan.consume.is_empty() {
+                    // Only a redemption can have emptied a lot since the line above.
+                    c.lots.retain(|l| l.points > 0);
+                }
                 let mut points = plan.earned;
                 // A negative balance with this issuer is paid off first (S8).
                 if let Some(i) = c.debt.iter().position(|(k, _)| *k == signer) {

@@ -94,12 +94,16 @@ pub struct Lot {
     pub expires_at_ms: u64,
 }
 impl Encode for Lot {
+    /// `u64 id ‖ issuer ‖ u64 points ‖ u64 spendable at ‖ u64 expires at`, written as one
+    /// 64-byte piece: a touched card's lots are all encoded again for the state root.
     fn encode(&self, w: &mut Writer) {
-        w.u64(self.id);
-        self.issuer.encode(w);
-        w.u64(self.points);
-        w.u64(self.spendable_at_ms);
-        w.u64(self.expires_at_ms);
+        let mut bytes = [0u8; 64];
+        bytes[..8].copy_from_slice(&self.id.to_be_bytes());
+        bytes[8..40].copy_from_slice(self.issuer.as_bytes());
+        bytes[40..48].copy_from_slice(&self.points.to_be_bytes());
+        bytes[48..56].copy_from_slice(&self.spendable_at_ms.to_be_bytes());
+        bytes[56..].copy_from_slice(&self.expires_at_ms.to_be_bytes());
+        w.raw(&bytes);
     }
 }
 impl Decode for Lot {
@@ -689,6 +693,19 @@ impl Decode for HashValue {
 mod tests {
     use super::*;
     use crate::keys::Keypair;
+
+    #[test]
+    fn a_lot_is_its_fields_in_order() {
+        let lot = Lot { id: 7, issuer: Keypair::from_seed(b"lot/issuer").public(), points: 1 << 40, spendable_at_ms: 3, expires_at_ms: u64::MAX };
+        let mut w = Writer::new();
+        w.u64(lot.id);
+        lot.issuer.encode(&mut w);
+        w.u64(lot.points);
+        w.u64(lot.spendable_at_ms);
+        w.u64(lot.expires_at_ms);
+        assert_eq!(lot.to_bytes(), w.into_bytes());
+        assert_eq!(Lot::from_bytes(&lot.to_bytes(), 64), Ok(lot));
+    }
 
     #[test]
     fn sales_round_trip_through_their_party_ids() {
