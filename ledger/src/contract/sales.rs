@@ -4,8 +4,8 @@
 //! Stored as seller → order id → sale, with each sale boxed: a lookup compares one 32-byte key
 //! per level of a 200-entry map and then short order ids, instead of (key, order id) pairs
 //! all the way down a map of millions, and inserting never shifts whole sales inside the tree's
-//! nodes. Order ids are [`OrderId`]s, which compare in the byte order of `String` without a call
-//! to `memcmp`. The iteration order — seller, then order id — is the order of `NamedKey`, so the
+//! nodes. Order ids are [`OrderId`]s, held inline in the nodes and compared as words, in the
+//! byte order of `String`. The iteration order — seller, then order id — is the order of `NamedKey`, so the
 //! snapshot and the root see exactly a `Table<NamedKey, Sale>` (docs/FORMAT.md).
 
 use std::cmp::Ordering;
@@ -19,16 +19,51 @@ use crate::keys::PublicKey;
 
 use super::types::{NamedKey, RawSaleParties, Sale};
 
-/// A sale's order id, ordered as `String` orders it (by bytes), compared eight bytes at a time.
+/// Bytes of an order id held inline, in the map's nodes.
+const ORDER_HEAD_BYTES: usize = 24;
+
+/// A sale's order id, ordered as `String` orders it (by bytes). The first 24 bytes are held
+/// inline as three big-endian words (zero-padded), the rest (ids are at most 64 bytes) on the
+/// heap: a lookup compares words inside the tree's nodes instead of following a pointer to each
+/// key's bytes, and ids of up to 24 bytes allocate nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct OrderId(String);
+pub(crate) struct OrderId {
+    head: [u64; 3],
+    len: u8,
+    tail: Option<Box<[u8]>>,
+}
 
 impl OrderId {
     pub fn new(order: &str) -> OrderId {
-        OrderId(order.to_owned())
+        let bytes = order.as_bytes();
+        let len = u8::try_from(bytes.len()).expect("order ids are at most 64 bytes");
+        let mut head = [0u8; ORDER_HEAD_BYTES];
+        let inline = bytes.len().min(ORDER_HEAD_BYTES);
+        head[..inline].copy_from_slice(&bytes[..inline]);
+        let (words, _) = head.as_chunks::<8>();
+        OrderId {
+            head: [u64::from_be_bytes(words[0]), u64::from_be_bytes(words[1]), u64::from_be_bytes(words[2])],
+            len,
+            tail: (bytes.len() > ORDER_HEAD_BYTES).then(|| bytes[ORDER_HEAD_BYTES..].into()),
+        }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
+
+    /// The bytes after the first 24.
+    fn tail(&self) -> &[u8] {
+        self.tail.as_deref().unwrap_or(&[])
+    }
+
+    /// `string`: `u32 len ‖ bytes`, as `Writer::str` writes the id.
+    pub fn encode(&self, w: &mut Writer) {
+        let mut head = [0u8; ORDER_HEAD_BYTES];
+        for (chunk, word) in head.chunks_exact_mut(8).zip(self.head) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        w.u32(u32::from(self.len));
+        w.raw(&head[..usize::from(self.len).min(ORDER_HEAD_BYTES)]);
+        if let Some(tail) = &self.tail {
+            w.raw(tail);
+        }
     }
 }
 
@@ -38,30 +73,12 @@ impl PartialOrd for OrderId {
     }
 }
 impl Ord for OrderId {
+    /// Byte order: equal zero-padded heads mean one id's first 24 bytes are a prefix of the
+    /// other's (or equal), so the tails, then the lengths, decide.
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        cmp_text(self.0.as_bytes(), other.0.as_bytes())
+        self.head.cmp(&other.head).then_with(|| self.tail().cmp(other.tail()).then(self.len.cmp(&other.len)))
     }
-}
-
-/// The lexicographic order of byte strings (`<[u8]>::cmp`): whole 8-byte words as big-endian
-/// integers while both have them, then byte by byte, then the shorter first.
-#[inline]
-fn cmp_text(a: &[u8], b: &[u8]) -> Ordering {
-    let (a_words, _) = a.as_chunks::<8>();
-    let (b_words, _) = b.as_chunks::<8>();
-    for (x, y) in a_words.iter().zip(b_words) {
-        if x != y {
-            return u64::from_be_bytes(*x).cmp(&u64::from_be_bytes(*y));
-        }
-    }
-    let done = 8 * a_words.len().min(b_words.len());
-    for (x, y) in a[done..].iter().zip(&b[done..]) {
-        if x != y {
-            return x.cmp(y);
-        }
-    }
-    a.len().cmp(&b.len())
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -109,7 +126,7 @@ impl Sales {
                 let order = &dirty[at].1;
                 w.u8(tag);
                 seller.encode(&mut w);
-                w.str(order.as_str());
+                order.encode(&mut w);
                 match orders.get(order) {
                     None => w.u8(0),
                     Some(sale) => {
@@ -134,7 +151,7 @@ impl Sales {
         for (seller, orders) in &self.map {
             for (order, sale) in orders {
                 seller.encode(w);
-                w.str(order.as_str());
+                order.encode(w);
                 sale.encode_with(w, accounts);
             }
         }
@@ -164,7 +181,7 @@ impl RawSales {
         let mut sales = Sales::default();
         for (key, mut sale, parties) in self.0 {
             sale.resolve(parties, accounts)?;
-            sales.insert(key.merchant, OrderId(key.name), sale);
+            sales.insert(key.merchant, OrderId::new(&key.name), sale);
         }
         sales.dirty.clear();
         Ok(sales)
@@ -177,11 +194,21 @@ mod tests {
 
     #[test]
     fn order_ids_compare_as_strings_do() {
-        let words = ["", "a", "o", "o1", "o10", "o9", "o-1", "o-10", "order-00000001", "order-00000001x", "order-0000000", "zzzzzzzzzzzzzzzz", "é", "o\u{0}"];
+        let words = [
+            "", "a", "o", "o1", "o10", "o9", "o-1", "o-10", "order-00000001", "order-00000001x", "order-0000000", "zzzzzzzzzzzzzzzz", "é",
+            "o\u{0}", "2026-11-23/pos-01/000001", "2026-11-23/pos-01/0000010", "2026-11-23/pos-01/00000", "2026-11-23/pos-01/000001\u{0}",
+            "x\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+            "x\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+            "x", "x\u{0}",
+        ];
         for a in words {
             for b in words {
                 assert_eq!(OrderId::new(a).cmp(&OrderId::new(b)), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(OrderId::new(a) == OrderId::new(b), a == b);
             }
+            let mut w = Writer::new();
+            OrderId::new(a).encode(&mut w);
+            assert_eq!(w.into_bytes(), a.to_owned().to_bytes(), "{a:?}");
         }
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
         for _ in 0..20_000 {
