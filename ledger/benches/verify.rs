@@ -27,6 +27,17 @@ use plaza_ledger::{PublicKey, Signature};
 /// Signatures kept for the ceiling measurement.
 const CEILING_SIGNATURES: usize = 200_000;
 
+/// This process's CPU time (user + system, all threads) from `/proc/self/stat` (Linux; zero
+/// elsewhere): CPU seconds per wall second of verification say how busy the cores were.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which is in parentheses): utime and stime are the 12th and
+    // 13th of them, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
 }
@@ -95,12 +106,14 @@ fn main() {
     let ceiling_rate = ceiling(&jobs, threads);
 
     let started = Instant::now();
+    let cpu_started = process_cpu_seconds();
     let mut reader = ExportReader::open(BufReader::new(File::open(&path).expect("open"))).expect("a valid export");
     let genesis = reader.genesis().clone();
     let start = reader.take_start();
     let options = VerifyOptions { threads, ..VerifyOptions::default() };
     let report = verify_chain(&genesis, start, reader, &options, &mut |_| {});
     let seconds = started.elapsed().as_secs_f64();
+    let cores_busy = (process_cpu_seconds() - cpu_started) / seconds;
     assert!(report.is_ok(), "the chain verifies: {:?}", report.failure);
     assert_eq!(report.records, built as u64);
     let verify_rate = built as f64 / seconds;
@@ -108,12 +121,12 @@ fn main() {
     let signature_rate = report.signatures as f64 / seconds;
     let ratio = verify_rate / ceiling_rate;
     println!(
-        "chain verification: {built} records, {blocks} blocks, {threads} threads: {seconds:.2} s, {verify_rate:.0} records/s; \
+        "chain verification: {built} records, {blocks} blocks, {threads} threads: {seconds:.2} s, {verify_rate:.0} records/s, {cores_busy:.2} cores busy; \
          ed25519 batch ceiling {ceiling_rate:.0} signatures/s; ratio {ratio:.2}"
     );
     println!(
         "{{\"records\":{built},\"blocks\":{blocks},\"threads\":{threads},\"export_bytes\":{bytes},\"verify_seconds\":{seconds:.3},\
-         \"records_per_second\":{verify_rate:.0},\"signatures_per_second\":{signature_rate:.0},\
+         \"records_per_second\":{verify_rate:.0},\"signatures_per_second\":{signature_rate:.0},\"cores_busy\":{cores_busy:.2},\
          \"ed25519_batch_per_second\":{ceiling_rate:.0},\"ratio\":{ratio:.3}}}"
     );
 }

@@ -6,12 +6,17 @@
 //! force, stateless record rules, the records root, re-execution through the settlement
 //! contract (receipts, receipts root, statement, statement hash, state root) and finally the
 //! certificate (finalize, names this block, quorum of distinct validators of the set in force,
-//! signatures). The two stages overlap: while one window of blocks is re-executed, the next
-//! window's signatures are checked.
+//! signatures). The two stages overlap: while the calling thread re-executes one window of
+//! blocks, the other threads decode the next window and check its signatures, in tasks of a few
+//! hundred records that any thread takes in turn; when the calling thread is done it reads the
+//! window after and takes tasks too. So `threads` threads are busy until a window is done,
+//! whichever stage is longer, and never more than `threads`.
 //!
 //! Verification stops at the first divergence: everything after it would be built on a
 //! state that is already wrong.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 
 use crate::audit::{BlockEntry, Check, Failure};
@@ -30,7 +35,8 @@ pub const BATCH_SIGNATURES: usize = 256;
 /// How the verifier runs.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
-    /// Threads for the parallel stage (signature checks, decoding).
+    /// Threads in all, the calling thread included (it re-executes blocks, then helps decode
+    /// and check signatures).
     pub threads: usize,
     /// Records (roughly) per pipeline window.
     pub window_records: usize,
@@ -152,39 +158,36 @@ where
     let mut exhausted = false;
     let mut ready: Vec<Result<(BlockEntry, Vec<bool>), Failure>> = Vec::new();
     let threads = options.threads.max(1);
+    let mut pending = read_window(&mut blocks, &mut exhausted, options);
     loop {
-        let mut next = Vec::new();
-        let mut read_failure = None;
-        let mut weight = 0;
-        while !exhausted && weight < options.window_records && next.len() < options.window_blocks.max(1) {
-            match blocks.next() {
-                None => exhausted = true,
-                Some(Err(f)) => {
-                    read_failure = Some(f);
-                    exhausted = true;
-                }
-                Some(Ok(source)) => {
-                    weight += source.weight();
-                    next.push(source);
-                }
-            }
-        }
-        if ready.is_empty() && next.is_empty() && read_failure.is_none() {
+        let (sources, read_failure) = pending;
+        if ready.is_empty() && sources.is_empty() && read_failure.is_none() {
             break;
         }
-        let alliance = verifier.alliance;
-        let (prepared, checked) = thread::scope(|s| {
-            let worker = s.spawn(move || prepare(&alliance, next, threads));
+        let window = Window::new(verifier.alliance, sources);
+        let (checked, next, panicked) = thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(|| window.work())).collect();
+            // This thread re-executes the window before (the helpers check this one's
+            // signatures meanwhile), reads the next window, then checks signatures too: the
+            // threads stay busy until the window is done, whichever part takes longer.
             let checked = verifier.check_all(std::mem::take(&mut ready));
-            (worker.join(), checked)
+            let next = if checked.is_ok() {
+                read_window(&mut blocks, &mut exhausted, options)
+            } else {
+                window.cancel();
+                (Vec::new(), None)
+            };
+            window.work();
+            let panicked = helpers.into_iter().map(|h| h.join().is_err()).fold(false, |any, p| any | p);
+            (checked, next, panicked)
         });
         if let Err(failure) = checked {
             return verifier.finish(Some(failure));
         }
         progress(Progress { blocks: verifier.report.blocks, records: verifier.report.records, height: verifier.report.tip_height });
-        ready = match prepared {
-            Ok(p) => p,
-            Err(_) => {
+        ready = match window.into_results() {
+            Some(p) if !panicked => p,
+            _ => {
                 let failure = Failure::new(Check::File, None, "verifier", "signature workers to finish", "a worker that panicked");
                 return verifier.finish(Some(failure));
             }
@@ -192,46 +195,106 @@ where
         if let Some(f) = read_failure {
             ready.push(Err(f));
         }
+        pending = next;
     }
     verifier.finish(None)
 }
 
-/// The parallel stage: decodes and checks the signatures of a window of blocks.
-fn prepare(alliance: &Hash, sources: Vec<Source>, threads: usize) -> Vec<Result<(BlockEntry, Vec<bool>), Failure>> {
-    if sources.is_empty() {
-        return Vec::new();
-    }
-    // Contiguous groups of about equal weight, one per thread.
-    let total: usize = sources.iter().map(Source::weight).sum();
-    let per_thread = total.div_ceil(threads).max(1);
-    let mut groups: Vec<Vec<Source>> = Vec::new();
-    let mut current = Vec::new();
+/// Reads the next window of blocks: about `window_records` records, at most `window_blocks`
+/// blocks. A read failure ends the input.
+fn read_window<I>(blocks: &mut I, exhausted: &mut bool, options: &VerifyOptions) -> (Vec<Source>, Option<Failure>)
+where
+    I: Iterator<Item = Result<Source, Failure>>,
+{
+    let mut sources = Vec::new();
     let mut weight = 0;
-    for source in sources {
-        weight += source.weight();
-        current.push(source);
-        if weight >= per_thread {
-            groups.push(std::mem::take(&mut current));
-            weight = 0;
-        }
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    if groups.len() == 1 {
-        return groups.pop().map(|g| prepare_group(alliance, g)).unwrap_or_default();
-    }
-    thread::scope(|s| {
-        let handles: Vec<_> = groups.into_iter().map(|g| s.spawn(move || prepare_group(alliance, g))).collect();
-        let mut out = Vec::new();
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(_) => out.push(Err(Failure::new(Check::File, None, "verifier", "signature workers to finish", "a worker that panicked"))),
+    while !*exhausted && weight < options.window_records && sources.len() < options.window_blocks.max(1) {
+        match blocks.next() {
+            None => *exhausted = true,
+            Some(Err(f)) => {
+                *exhausted = true;
+                return (sources, Some(f));
+            }
+            Some(Ok(source)) => {
+                weight += source.weight();
+                sources.push(source);
             }
         }
-        out
-    })
+    }
+    (sources, None)
+}
+
+/// Records (by [`Source::weight`]) per task of the parallel stage: small enough that threads
+/// finish a window within a task of each other, large enough for full signature batches.
+const TASK_WEIGHT: usize = 2 * BATCH_SIGNATURES;
+
+/// The parallel stage of one window: tasks of contiguous blocks (decode, then every record and
+/// certificate signature in batches) that any thread takes in turn.
+struct Window {
+    alliance: Hash,
+    tasks: Vec<Mutex<Task>>,
+    next: AtomicUsize,
+}
+
+enum Task {
+    Waiting(Vec<Source>),
+    Taken,
+    Done(Vec<Result<(BlockEntry, Vec<bool>), Failure>>),
+}
+
+impl Window {
+    fn new(alliance: Hash, sources: Vec<Source>) -> Window {
+        let mut tasks = Vec::new();
+        let mut current = Vec::new();
+        let mut weight = 0;
+        for source in sources {
+            weight += source.weight();
+            current.push(source);
+            if weight >= TASK_WEIGHT {
+                tasks.push(Mutex::new(Task::Waiting(std::mem::take(&mut current))));
+                weight = 0;
+            }
+        }
+        if !current.is_empty() {
+            tasks.push(Mutex::new(Task::Waiting(current)));
+        }
+        Window { alliance, tasks, next: AtomicUsize::new(0) }
+    }
+
+    /// Takes tasks until none is left.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(task) = self.tasks.get(i) else { return };
+            let taken = match task.lock() {
+                Ok(mut t) => std::mem::replace(&mut *t, Task::Taken),
+                Err(_) => return,
+            };
+            if let Task::Waiting(sources) = taken {
+                let done = prepare_group(&self.alliance, sources);
+                if let Ok(mut t) = task.lock() {
+                    *t = Task::Done(done);
+                }
+            }
+        }
+    }
+
+    /// No task is started after this (verification stopped at a failure).
+    fn cancel(&self) {
+        self.next.store(self.tasks.len(), Ordering::Relaxed);
+    }
+
+    /// The results in block order; `None` if a task was not done (a worker panicked).
+    fn into_results(self) -> Option<Vec<Result<(BlockEntry, Vec<bool>), Failure>>> {
+        let mut out = Vec::new();
+        for task in self.tasks {
+            match task.into_inner().ok()? {
+                Task::Done(part) => out.extend(part),
+                Task::Waiting(_) | Task::Taken => return None,
+            }
+        }
+        Some(out)
+    }
 }
 
 /// One signature to check.
