@@ -29,6 +29,10 @@ use crate::hash::Hash;
 use crate::keys::{self, domain, BatchItem, PublicKey, Signature};
 use crate::receipt::Receipt;
 
+/// A block out of the parallel stage: decoded, with whether each signature (records', then the
+/// certificate's) verified; or why it could not be read.
+type Prepared = Result<(BlockEntry, Vec<bool>), Failure>;
+
 /// Signatures handed to one `keys::verify_batch` call.
 pub const BATCH_SIGNATURES: usize = 256;
 
@@ -156,7 +160,7 @@ where
     };
     let mut blocks = blocks.into_iter();
     let mut exhausted = false;
-    let mut ready: Vec<Result<(BlockEntry, Vec<bool>), Failure>> = Vec::new();
+    let mut ready: Vec<Prepared> = Vec::new();
     let threads = options.threads.max(1);
     let mut pending = read_window(&mut blocks, &mut exhausted, options);
     loop {
@@ -239,7 +243,7 @@ struct Window {
 enum Task {
     Waiting(Vec<Source>),
     Taken,
-    Done(Vec<Result<(BlockEntry, Vec<bool>), Failure>>),
+    Done(Vec<Prepared>),
 }
 
 impl Window {
@@ -285,7 +289,7 @@ impl Window {
     }
 
     /// The results in block order; `None` if a task was not done (a worker panicked).
-    fn into_results(self) -> Option<Vec<Result<(BlockEntry, Vec<bool>), Failure>>> {
+    fn into_results(self) -> Option<Vec<Prepared>> {
         let mut out = Vec::new();
         for task in self.tasks {
             match task.into_inner().ok()? {
@@ -326,7 +330,7 @@ fn check_jobs(jobs: &[Job]) -> Vec<bool> {
     accepted
 }
 
-fn prepare_group(alliance: &Hash, sources: Vec<Source>) -> Vec<Result<(BlockEntry, Vec<bool>), Failure>> {
+fn prepare_group(alliance: &Hash, sources: Vec<Source>) -> Vec<Prepared> {
     let mut decoded: Vec<Result<BlockEntry, Failure>> = Vec::with_capacity(sources.len());
     for source in sources {
         decoded.push(match source {
@@ -425,7 +429,7 @@ impl Verifier {
         self.report
     }
 
-    fn check_all(&mut self, window: Vec<Result<(BlockEntry, Vec<bool>), Failure>>) -> Result<(), Failure> {
+    fn check_all(&mut self, window: Vec<Prepared>) -> Result<(), Failure> {
         for item in window {
             let (entry, sigs) = item.map_err(|mut f| {
                 if f.height.is_none() {
