@@ -197,8 +197,11 @@ pub struct State {
 type SeenIds = HashSet<Hash, BuildHasherDefault<IdHasher>>;
 
 /// Hashes a record id by folding its four 64-bit words with a multiply: ids are blake3 digests,
-/// already uniform, so SipHash's rounds add nothing. Fixed and keyless, so the same ids give the same table on every node — not that
-/// its layout could reach output. Only `Hash` values are hashed with it (32 bytes, plus the
+/// already uniform, so SipHash's rounds add nothing. Fixed and keyless, so the same ids give the
+/// same table on every node — not that its layout could reach output. Keyless means a member
+/// could grind records whose ids land in one bucket, paying about as many blake3 evaluations
+/// per such record as the set has slots (millions); that would slow this set's probes and
+/// never change a result. Only `Hash` values are hashed with it (32 bytes, after the
 /// length prefix that slices write first).
 #[derive(Clone, Copy, Default)]
 struct IdHasher(u64);
