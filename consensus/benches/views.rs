@@ -48,7 +48,7 @@ fn run(nodes: &mut [Consensus]) -> u64 {
                     queue.push_front((i, Input::Proposed { view, block, payload }));
                 }
                 Output::Verify { block, .. } => queue.push_front((i, Input::Verdict { block, valid: true })),
-                Output::Persist(_) | Output::SetTimer { .. } | Output::Finalized(_) => {}
+                Output::Persist(_) | Output::PersistProposal(_) | Output::PersistCertificate(_) | Output::SetTimer { .. } | Output::Finalized(_) => {}
             }
         }
         if nodes.iter().all(|c| c.finalized().height >= VIEWS) {

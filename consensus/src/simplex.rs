@@ -69,6 +69,10 @@ pub enum ConsensusError {
     NotAValidator,
     #[error("the restart vote log holds a vote not signed by this validator for this alliance (view {0})")]
     ForeignVote(u64),
+    #[error("the restart proposal log holds a proposal not signed by its view's leader (view {0})")]
+    ForeignProposal(u64),
+    #[error("the restart log holds a certificate that does not verify (view {0})")]
+    InvalidCertificate(u64),
     #[error("bug injection needs the `inject-bugs` feature of plaza-consensus (testnet tests only)")]
     BugsNotEnabled,
     #[error("payload_bytes_max {0} exceeds the protocol limit {PAYLOAD_BYTES_MAX}")]
@@ -88,6 +92,11 @@ pub struct FinalizedTip {
 pub struct Restart {
     /// Every vote of [`Output::Persist`] since (at least) the finalized tip's view.
     pub votes: Vec<Vote>,
+    /// Every proposal of [`Output::PersistProposal`] above the finalized tip (older ones are
+    /// ignored). They are verified again through [`Output::Verify`] after [`Input::Start`].
+    pub proposals: Vec<Proposal>,
+    /// Every certificate of [`Output::PersistCertificate`] above the finalized tip.
+    pub certificates: Vec<Certificate>,
     /// None: nothing finalized yet (the chain starts at the alliance id).
     pub finalized: Option<FinalizedTip>,
 }
@@ -126,6 +135,14 @@ pub struct Finalized {
 pub enum Output {
     /// Write this own vote durably; only then perform the outputs that follow.
     Persist(Vote),
+    /// Write this proposal durably, before the notarize vote for it that follows: a notarized
+    /// block must survive the crash of every validator that holds it (CONSENSUS.md step 14).
+    /// It may be dropped once its height is finalized.
+    PersistProposal(Proposal),
+    /// Write this notarization durably, before the finalize vote that follows: a validator
+    /// that finalized a view can always show the notarization that justified it, even after
+    /// a crash (CONSENSUS.md step 14). It may be dropped once its view is finalized.
+    PersistCertificate(Certificate),
     /// Send to every other validator.
     Broadcast(Message),
     /// Send to one validator.
@@ -241,8 +258,8 @@ impl Consensus {
             out: Vec::new(),
         };
         // CONSENSUS.md step 14: the vote log tells what we already signed in each view.
-        let votes = if consensus.config.injected_bugs.forget_vote_log { Vec::new() } else { restart.votes };
-        for vote in votes {
+        let restart = if consensus.config.injected_bugs.forget_vote_log { Restart::default() } else { restart };
+        for vote in restart.votes {
             if vote.signer != me || vote.verify(&alliance).is_err() {
                 return Err(ConsensusError::ForeignVote(vote.target.view));
             }
@@ -266,6 +283,41 @@ impl Consensus {
                     state.sent_finalize = Some(vote);
                     state.finalize.insert(me, (vote.target.block, vote.signature));
                 }
+            }
+        }
+        // CONSENSUS.md step 14: proposals we persisted before voting for them are verified
+        // again (after Start) and served to peers, so no notarized block is lost in a crash.
+        for proposal in restart.proposals {
+            if proposal.view <= finalized.view || proposal.height <= finalized.height || proposal.parent_view >= proposal.view {
+                continue;
+            }
+            let leader = consensus.leader(proposal.view);
+            let vote = Vote { target: VoteTarget::notarize(proposal.view, proposal.block), signer: leader, signature: proposal.signature };
+            if vote.verify(&alliance).is_err() {
+                return Err(ConsensusError::ForeignProposal(proposal.view));
+            }
+            if consensus.pending.len() >= PENDING_MAX {
+                break;
+            }
+            let state = consensus.views.entry(proposal.view).or_default();
+            state.proposal.get_or_insert(proposal.block);
+            consensus.pending.insert(proposal.block, proposal);
+        }
+        // CONSENSUS.md step 14: the notarizations that justified our finalize votes.
+        for cert in restart.certificates {
+            let view = cert.target.view;
+            if view <= finalized.view {
+                continue;
+            }
+            if !consensus.certificate_is_valid(&cert) {
+                return Err(ConsensusError::InvalidCertificate(view));
+            }
+            consensus.view = consensus.view.max(view + 1);
+            let state = consensus.views.entry(view).or_default();
+            match cert.target.kind {
+                VoteKind::Notarize => state.notarization = Some(cert),
+                VoteKind::Nullify => state.nullification = Some(cert),
+                VoteKind::Finalize => state.finalization = Some(cert),
             }
         }
         // Nobody counts as silent before we have watched them for a while.
@@ -350,6 +402,7 @@ impl Consensus {
         let view = self.view;
         self.arm_view_timer(view);
         // Re-send what we signed in the current view: peers may have missed it before the crash.
+        // (This also re-verifies the proposals read back from the proposal log.)
         self.rebroadcast();
     }
 
@@ -448,6 +501,7 @@ impl Consensus {
         self.proposals.insert(block, proposal.clone());
         self.state(view).sent_notarize = Some(vote);
         // CONSENSUS.md step 14: persist before sending.
+        self.out.push(Output::PersistProposal(proposal.clone()));
         self.out.push(Output::Persist(vote));
         self.out.push(Output::Broadcast(Message::Proposal(proposal)));
         if self.config.injected_bugs.finalize_without_notarization {
@@ -510,6 +564,9 @@ impl Consensus {
         let Some(proposal) = self.pending.get(&block) else { return };
         let (parent, parent_view, height, view) = (proposal.parent, proposal.parent_view, proposal.height, proposal.view);
         match self.blocks.get(&parent) {
+            // The parent's own verdict will come back to its children. (Views strictly
+            // decrease along this recursion, so it ends.)
+            None if self.pending.get(&parent).is_some_and(|p| p.view == parent_view) => self.try_verify(parent),
             None => self.request_block(parent),
             Some(info) if info.view != parent_view || info.height + 1 != height => {
                 // Claims a parent position the parent does not have: not a block of this chain.
@@ -577,8 +634,11 @@ impl Consensus {
                 return;
             }
         }
+        let proposal = self.proposals[&block].clone();
         let vote = VoteTarget::notarize(view, block).sign(&self.alliance, &self.keypair);
         self.state(view).sent_notarize = Some(vote);
+        // CONSENSUS.md step 14: the block, then the vote, are durable before the vote is sent.
+        self.out.push(Output::PersistProposal(proposal));
         self.out.push(Output::Persist(vote));
         self.out.push(Output::Broadcast(Message::Vote(vote)));
         if self.config.injected_bugs.finalize_without_notarization {
@@ -625,14 +685,31 @@ impl Consensus {
         }
         self.helped_ms[index] = Some(self.now_ms);
         let mut messages = self.catch_up_certificates();
-        if let Some(state) = self.views.get(&view) {
-            for vote in [state.sent_notarize, state.sent_nullify, state.sent_finalize].into_iter().flatten() {
-                messages.push(Message::Vote(vote));
-            }
-        }
+        messages.extend(self.votes_to_resend(view));
         for message in messages {
             self.out.push(Output::Send { to: peer, message });
         }
+    }
+
+    /// CONSENSUS.md step 12: what we signed in `view`, and the leader's notarize vote for the
+    /// block we notarized. The leader's vote travels inside its proposal only; a peer that
+    /// missed the proposal (or a withholding leader's other votes) may need exactly that vote
+    /// to complete the notarization, and it costs a vote rather than a block.
+    fn votes_to_resend(&self, view: u64) -> Vec<Message> {
+        let Some(state) = self.views.get(&view) else { return Vec::new() };
+        let mut messages: Vec<Message> =
+            [state.sent_notarize, state.sent_nullify, state.sent_finalize].into_iter().flatten().map(Message::Vote).collect();
+        if let Some(ours) = state.sent_notarize {
+            let block = ours.target.block;
+            let leader = self.leader(view);
+            if leader != self.me
+                && let Some(proposal) = self.proposals.get(&block).or_else(|| self.pending.get(&block))
+            {
+                let vote = Vote { target: ours.target, signer: leader, signature: proposal.signature };
+                messages.push(Message::Vote(vote));
+            }
+        }
+        messages
     }
 
     /// The certificate that brought us into the current view and the latest finalization.
@@ -778,6 +855,11 @@ impl Consensus {
         }
         let vote = VoteTarget::finalize(view, block).sign(&self.alliance, &self.keypair);
         self.state(view).sent_finalize = Some(vote);
+        // CONSENSUS.md step 14: the notarization first, so that after a crash we can still
+        // show peers why we finalized (our finalize vote rules out nullifying this view).
+        if let Some(cert) = self.state(view).notarization.clone() {
+            self.out.push(Output::PersistCertificate(cert));
+        }
         self.out.push(Output::Persist(vote));
         self.out.push(Output::Broadcast(Message::Vote(vote)));
         self.record_vote(vote);
@@ -822,12 +904,7 @@ impl Consensus {
     /// here and the latest finalization, so peers behind or ahead can join us.
     fn rebroadcast(&mut self) {
         let view = self.view;
-        let mut messages = Vec::new();
-        if let Some(state) = self.views.get(&view) {
-            for vote in [state.sent_notarize, state.sent_nullify, state.sent_finalize].into_iter().flatten() {
-                messages.push(Message::Vote(vote));
-            }
-        }
+        let mut messages = self.votes_to_resend(view);
         messages.extend(self.catch_up_certificates());
         for message in messages {
             self.out.push(Output::Broadcast(message));
@@ -933,7 +1010,8 @@ impl Consensus {
         }
         match request {
             Request::Block(block) => {
-                if let Some(proposal) = self.proposals.get(&block) {
+                // Pending proposals are authentic too (the requester verifies them itself).
+                if let Some(proposal) = self.proposals.get(&block).or_else(|| self.pending.get(&block)) {
                     self.out.push(Output::Send { to: from, message: Message::Proposal(proposal.clone()) });
                 }
             }

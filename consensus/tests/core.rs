@@ -93,7 +93,7 @@ fn a_restarted_validator_never_signs_a_second_notarize_in_one_view() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].target.kind, VoteKind::Notarize);
 
-    let restart = Restart { votes: log.clone(), finalized: None };
+    let restart = Restart { votes: log.clone(), finalized: None, ..Restart::default() };
     let mut restarted = Consensus::new(Config::default(), copy(&keys[0]), set, alliance(), restart).expect("validator");
     let outputs = feed(&mut restarted, vec![Input::Start, Input::Message { from, message: Message::Proposal(proposal(leader, 1, b"b")) }]);
     assert!(persisted(&outputs).is_empty(), "no second vote in view 1: {outputs:?}");
@@ -101,6 +101,85 @@ fn a_restarted_validator_never_signs_a_second_notarize_in_one_view() {
     // The view timer still nullifies view 1 (nullify after notarize is allowed).
     let outputs = restarted.handle(1_000_000, Input::Timeout);
     assert_eq!(persisted(&outputs).iter().map(|v| v.target).collect::<Vec<_>>(), vec![VoteTarget::nullify(1)]);
+}
+
+#[test]
+fn a_notarized_block_is_persisted_before_the_vote_and_survives_a_restart() {
+    let (keys, set) = keys(4);
+    let leader = &keys[1];
+    let from = leader.public();
+    let block = proposal(leader, 1, b"a");
+    let mut first = Consensus::new(Config::default(), copy(&keys[0]), set.clone(), alliance(), Restart::default()).expect("validator");
+    let outputs = feed(&mut first, vec![Input::Start, Input::Message { from, message: Message::Proposal(block.clone()) }]);
+    let position = |wanted: &dyn Fn(&Output) -> bool| outputs.iter().position(wanted);
+    let stored = position(&|o| *o == Output::PersistProposal(block.clone())).expect("the proposal is persisted");
+    let voted = position(&|o| matches!(o, Output::Persist(v) if v.target == VoteTarget::notarize(1, block.block))).expect("a notarize vote");
+    let sent = position(&|o| matches!(o, Output::Broadcast(Message::Vote(v)) if v.target.kind == VoteKind::Notarize)).expect("the vote is sent");
+    assert!(stored < voted && voted < sent, "block, then vote, then message: {outputs:?}");
+
+    // Restarted from its logs only, the validator verifies the block again and serves it.
+    let restart = Restart { votes: persisted(&outputs), proposals: vec![block.clone()], ..Restart::default() };
+    let mut restarted = Consensus::new(Config::default(), copy(&keys[0]), set.clone(), alliance(), restart).expect("validator");
+    let outputs = restarted.handle(1_000, Input::Start);
+    assert!(outputs.iter().any(|o| matches!(o, Output::Verify { block: b, .. } if *b == block.block)), "{outputs:?}");
+    let asker = keys[2].public();
+    let outputs = restarted.handle(1_000, Input::Message { from: asker, message: Message::Request(Request::Block(block.block)) });
+    assert_eq!(outputs, vec![Output::Send { to: asker, message: Message::Proposal(block.clone()) }]);
+    // With the leader's vote inside it, a stuck validator re-sends that vote beside its own:
+    // a peer that missed the proposal may need exactly it for the notarization.
+    let outputs = restarted.handle(1_000_000, Input::Timeout);
+    let leader_vote = Vote { target: VoteTarget::notarize(1, block.block), signer: from, signature: block.signature };
+    assert!(outputs.contains(&Output::Broadcast(Message::Vote(leader_vote))), "{outputs:?}");
+
+    // A logged proposal that its view's leader did not sign is refused.
+    let forged = Proposal { signature: VoteTarget::notarize(1, block.block).sign(&alliance(), &keys[3]).signature, ..block };
+    let restart = Restart { proposals: vec![forged], ..Restart::default() };
+    assert!(matches!(
+        Consensus::new(Config::default(), copy(&keys[0]), set, alliance(), restart),
+        Err(ConsensusError::ForeignProposal(1))
+    ));
+}
+
+#[test]
+fn the_notarization_behind_a_finalize_vote_is_persisted_first_and_restored() {
+    let (keys, set) = keys(4);
+    let leader = &keys[1];
+    let block = proposal(leader, 1, b"a");
+    let mut first = Consensus::new(Config::default(), copy(&keys[0]), set.clone(), alliance(), Restart::default()).expect("validator");
+    let third = VoteTarget::notarize(1, block.block).sign(&alliance(), &keys[2]);
+    let outputs = feed(
+        &mut first,
+        vec![
+            Input::Start,
+            Input::Message { from: leader.public(), message: Message::Proposal(block.clone()) },
+            Input::Message { from: keys[2].public(), message: Message::Vote(third) },
+        ],
+    );
+    let cert = outputs
+        .iter()
+        .find_map(|o| if let Output::PersistCertificate(c) = o { Some(c.clone()) } else { None })
+        .expect("the notarization is persisted");
+    assert_eq!(cert.target, VoteTarget::notarize(1, block.block));
+    let stored = outputs.iter().position(|o| matches!(o, Output::PersistCertificate(_))).expect("persisted");
+    let finalize = outputs.iter().position(|o| matches!(o, Output::Persist(v) if v.target.kind == VoteKind::Finalize)).expect("a finalize vote");
+    assert!(stored < finalize, "{outputs:?}");
+    assert_eq!(first.view(), 2);
+
+    // Restarted from its logs, it is in view 2 again and shows peers the notarization.
+    let restart = Restart { votes: persisted(&outputs), proposals: vec![block.clone()], certificates: vec![cert.clone()], finalized: None };
+    let mut restarted = Consensus::new(Config::default(), copy(&keys[0]), set.clone(), alliance(), restart).expect("validator");
+    assert_eq!(restarted.view(), 2);
+    let outputs = restarted.handle(1_000, Input::Start);
+    assert!(outputs.contains(&Output::Broadcast(Message::Certificate(cert.clone()))), "{outputs:?}");
+
+    // A logged certificate that does not verify is refused.
+    let mut broken = cert;
+    broken.signatures.pop();
+    let restart = Restart { certificates: vec![broken], ..Restart::default() };
+    assert!(matches!(
+        Consensus::new(Config::default(), copy(&keys[0]), set, alliance(), restart),
+        Err(ConsensusError::InvalidCertificate(1))
+    ));
 }
 
 #[test]
@@ -113,7 +192,7 @@ fn bad_input_is_refused() {
     ));
     let foreign = VoteTarget::nullify(1).sign(&alliance(), &keys[2]);
     assert!(matches!(
-        Consensus::new(Config::default(), copy(&keys[0]), set.clone(), alliance(), Restart { votes: vec![foreign], finalized: None }),
+        Consensus::new(Config::default(), copy(&keys[0]), set.clone(), alliance(), Restart { votes: vec![foreign], ..Restart::default() }),
         Err(ConsensusError::ForeignVote(1))
     ));
     // A proposal signed by someone other than the view's leader is ignored.

@@ -2,6 +2,9 @@
 //! driver's contract") with tokio timers, libp2p and RocksDB.
 //!
 //! - `Persist(vote)`: written to the store's vote log, synced, before any later output.
+//! - `PersistProposal(proposal)`: the block we are about to vote for, written to the same log
+//!   (a longer key), synced; read back on restart so a notarized block survives crashes.
+//! - `PersistCertificate(cert)`: the notarization behind our finalize vote, same log, synced.
 //! - `Broadcast` / `Send`: published on the consensus gossip topic (a `Send` reaches every
 //!   peer too; the others ignore what they do not need).
 //! - `Propose`: the leader waits `block_interval_ms` for records to batch (or up to
@@ -22,9 +25,11 @@ use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, request_response, Multiaddr, PeerId, Swarm};
-use plaza_consensus::{Config as ConsensusConfig, Consensus, FinalizedTip, Input, Message, Output, Restart};
+use plaza_consensus::{
+    Config as ConsensusConfig, Consensus, FinalizedTip, Input, Message, Output, Proposal, Restart, MESSAGE_BYTES_MAX,
+};
 use plaza_ledger::block::FinalizedBlock;
-use plaza_ledger::cert::{Vote, VoteKind};
+use plaza_ledger::cert::{Certificate, Vote, VoteKind};
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::keys::{domain, verify_batch, BatchItem};
 use plaza_ledger::record::Record;
@@ -86,10 +91,33 @@ pub struct Driver {
     commands: mpsc::Receiver<Command>,
 }
 
+/// The consensus log (the store's vote log) holds votes, proposals and certificates, ordered
+/// by view so that one range delete prunes all: a vote's key is `view ‖ kind` (9 bytes, kind
+/// 0–2), a certificate's `view ‖ 0xfe ‖ kind` (10 bytes), a proposal's `view ‖ 0xff ‖ block
+/// id` (41 bytes).
 fn vote_log_key(vote: &Vote) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[..8].copy_from_slice(&vote.target.view.to_be_bytes());
     key[8] = vote.target.kind as u8;
+    key
+}
+
+const LOG_CERTIFICATE: u8 = 0xfe;
+const LOG_PROPOSAL: u8 = 0xff;
+
+fn certificate_log_key(cert: &Certificate) -> [u8; 10] {
+    let mut key = [0u8; 10];
+    key[..8].copy_from_slice(&cert.target.view.to_be_bytes());
+    key[8] = LOG_CERTIFICATE;
+    key[9] = cert.target.kind as u8;
+    key
+}
+
+fn proposal_log_key(proposal: &Proposal) -> [u8; 41] {
+    let mut key = [0u8; 41];
+    key[..8].copy_from_slice(&proposal.view.to_be_bytes());
+    key[8] = LOG_PROPOSAL;
+    key[9..].copy_from_slice(proposal.block.as_bytes());
     key
 }
 
@@ -309,12 +337,19 @@ impl Driver {
         }
         let tip = self.chain.tip();
         let finalized = (tip.height > 0).then_some(FinalizedTip { view: tip.view, height: tip.height, block: tip.id });
-        let mut votes = Vec::new();
-        for (_, value) in self.store.vote_log().map_err(|e| e.to_string())? {
-            let vote = Vote::from_bytes(&value, 1024).map_err(|e| format!("vote log: {e}"))?;
-            votes.push(vote);
+        let (mut votes, mut proposals, mut certificates) = (Vec::new(), Vec::new(), Vec::new());
+        for (key, value) in self.store.vote_log().map_err(|e| e.to_string())? {
+            match key.get(8) {
+                Some(&LOG_PROPOSAL) => proposals
+                    .push(Proposal::from_bytes(&value, MESSAGE_BYTES_MAX).map_err(|e| format!("proposal log: {e}"))?),
+                Some(&LOG_CERTIFICATE) => certificates.push(
+                    Certificate::from_bytes(&value, MESSAGE_BYTES_MAX).map_err(|e| format!("certificate log: {e}"))?,
+                ),
+                _ => votes.push(Vote::from_bytes(&value, 1024).map_err(|e| format!("vote log: {e}"))?),
+            }
         }
-        let consensus = Consensus::new(self.consensus_config.clone(), keypair, set, self.chain.alliance(), Restart { votes, finalized })
+        let restart = Restart { votes, proposals, certificates, finalized };
+        let consensus = Consensus::new(self.consensus_config.clone(), keypair, set, self.chain.alliance(), restart)
             .map_err(|e| format!("consensus: {e}"))?;
         self.consensus = Some(consensus);
         self.chain.forget_executed();
@@ -333,6 +368,10 @@ impl Driver {
             for output in outputs {
                 if let Some(next) = self.output(output) {
                     queue.push_back(next);
+                }
+                if self.consensus.is_none() {
+                    // A failed persist stopped consensus: nothing after it may be sent.
+                    return;
                 }
             }
         }
@@ -355,6 +394,21 @@ impl Driver {
                     && let Some(at) = self.verify_started.remove(&vote.target.block)
                 {
                     self.shared.metrics.vote_latency.observe(at.elapsed().as_secs_f64());
+                }
+                None
+            }
+            Output::PersistProposal(proposal) => {
+                // CONSENSUS.md step 14: the block outlives a crash of everyone who voted for it.
+                if let Err(e) = self.store.put_vote_log(&proposal_log_key(&proposal), &proposal.to_bytes()) {
+                    tracing::error!("cannot persist a proposal, stopping consensus: {e}");
+                    self.consensus = None;
+                }
+                None
+            }
+            Output::PersistCertificate(cert) => {
+                if let Err(e) = self.store.put_vote_log(&certificate_log_key(&cert), &cert.to_bytes()) {
+                    tracing::error!("cannot persist a certificate, stopping consensus: {e}");
+                    self.consensus = None;
                 }
                 None
             }

@@ -2,9 +2,10 @@
 //! `plaza_consensus` state machine over a simulated network and clock, all driven by one seed.
 //!
 //! Faults: message loss, duplication, reordering and delay; partitions and heals; crashes and
-//! restarts from what was durably written (the vote log and the finalized chain); clock skew
-//! and drift; up to f Byzantine validators played by mock nodes (equivocating leader, twins,
-//! invalid proposals, withheld votes, votes for unknown blocks, silence).
+//! restarts from what was durably written (the vote and proposal logs and the finalized
+//! chain); clock skew and drift; up to f Byzantine validators played by mock nodes
+//! (equivocating leader, twins, invalid proposals, withheld votes, votes for unknown blocks,
+//! silence). Nodes also run the node's block sync, as the real driver does.
 //!
 //! After every run: no two honest validators finalized different blocks at one height (so
 //! their chains are prefixes of each other), no honest validator signed two different votes
@@ -19,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use plaza_consensus::{
-    Config, Consensus, FinalizedTip, InjectedBugs, Input, Message, Output, Restart,
+    Config, Consensus, FinalizedTip, InjectedBugs, Input, Message, Output, Proposal, Restart,
 };
-use plaza_ledger::cert::{Validator, ValidatorSet, Vote, VoteKind, VoteTarget};
+use plaza_ledger::cert::{Certificate, Validator, ValidatorSet, Vote, VoteKind, VoteTarget};
 use plaza_ledger::codec::Encode;
 use plaza_ledger::{Hash, Keypair, PublicKey};
 use rand::{RngExt, SeedableRng};
@@ -31,6 +32,10 @@ use rand_chacha::ChaCha8Rng;
 pub const LIVENESS_VIEWS_MAX: u64 = 60;
 /// The first payload byte of a block that honest applications reject.
 const INVALID_MARKER: u8 = 0xBA;
+/// How often a node asks a peer for finalized blocks it lacks (the node's `SYNC_INTERVAL_MS`).
+const SYNC_INTERVAL_MS: u64 = 500;
+/// At most this many finalized blocks per sync answer (the node's `SYNC_BLOCKS_MAX`).
+const SYNC_BLOCKS_MAX: usize = 256;
 
 /// What the runs of a batch have in common; each seed draws the rest.
 #[derive(Clone, Debug)]
@@ -279,6 +284,10 @@ enum Role {
 #[derive(Default)]
 struct Durable {
     votes: Vec<Vote>,
+    /// Proposals persisted before voting for them, by block id; dropped once finalized.
+    proposals: BTreeMap<Hash, Proposal>,
+    /// Notarizations persisted before finalize votes, by view; dropped once finalized.
+    certificates: BTreeMap<u64, Certificate>,
     /// The finalized chain: (height, view, block).
     chain: Vec<(u64, u64, Hash)>,
 }
@@ -306,6 +315,9 @@ struct Node {
     /// Clock rate error in parts per million.
     drift_ppm: i64,
     timer_generation: u64,
+    /// When the finalized chain last grew (global ms), and which peer block sync asks next.
+    tip_changed_ms: u64,
+    sync_cursor: usize,
 }
 
 impl Node {
@@ -333,6 +345,11 @@ enum Event {
     Restart { node: usize },
     Partition { groups: Vec<u8> },
     FaultsEnd,
+    /// Block sync, as the node does it (DESIGN §8): a node behind on the finalized chain
+    /// fetches finalized blocks from a peer and restarts consensus from the new tip.
+    SyncTick { node: usize },
+    SyncRequest { to: usize, from: usize, height: u64, lag_min: u64 },
+    SyncResponse { to: usize, blocks: Vec<(u64, u64, Hash)> },
 }
 
 struct Cluster {
@@ -399,6 +416,8 @@ impl Cluster {
                     skew_ms,
                     drift_ppm,
                     timer_generation: 0,
+                    tip_changed_ms: 0,
+                    sync_cursor: 0,
                 });
             }
         }
@@ -425,6 +444,9 @@ impl Cluster {
         };
         for node in 0..node_count {
             cluster.restart_node(node);
+            // Staggered, as independent nodes' timers are.
+            let first = SYNC_INTERVAL_MS * (node as u64 + 1) / node_count as u64;
+            cluster.schedule(first, Event::SyncTick { node });
         }
         cluster.schedule_faults(options);
         cluster
@@ -523,6 +545,19 @@ impl Cluster {
                 self.trace.update(&groups);
                 self.groups = groups;
             }
+            Event::SyncTick { node } => {
+                self.trace.update(&[7, node as u8]);
+                self.schedule(self.now_ms + SYNC_INTERVAL_MS, Event::SyncTick { node });
+                self.sync_tick(node);
+            }
+            Event::SyncRequest { to, from, height, lag_min } => {
+                self.trace.update(&[8, to as u8, from as u8]);
+                self.answer_sync(to, from, height, lag_min);
+            }
+            Event::SyncResponse { to, blocks } => {
+                self.trace.update(&[9, to as u8]);
+                self.apply_sync(to, blocks);
+            }
             Event::FaultsEnd => {
                 self.trace.update(&[6]);
                 self.faults_active = false;
@@ -540,6 +575,77 @@ impl Cluster {
         }
     }
 
+    /// The node driver's `on_sync_tick`: ask one peer (in turn) for finalized blocks, for any
+    /// lag when our tip has not moved for two view timeouts, otherwise only when clearly behind.
+    fn sync_tick(&mut self, node: usize) {
+        if self.nodes[node].consensus.is_none() || self.nodes.len() < 2 {
+            return;
+        }
+        let stale = self.now_ms >= self.nodes[node].tip_changed_ms + 2 * self.config.view_timeout_ms;
+        let lag_min = if stale { 1 } else { 3 };
+        let others = self.nodes.len() - 1;
+        let state = &mut self.nodes[node];
+        state.sync_cursor += 1;
+        let mut peer = state.sync_cursor % others;
+        if peer >= node {
+            peer += 1;
+        }
+        let height = state.durable.chain.len() as u64 + 1;
+        for _ in 0..self.copies(node, peer) {
+            let delay = self.rng.random_range(self.scenario.delay_ms.clone());
+            self.schedule(self.now_ms + delay, Event::SyncRequest { to: peer, from: node, height, lag_min });
+        }
+    }
+
+    /// The node's answer to a sync request: its finalized blocks from `height` on, when it
+    /// is at least `lag_min` ahead. Silent mocks send nothing; a crashed node cannot answer.
+    fn answer_sync(&mut self, node: usize, to: usize, height: u64, lag_min: u64) {
+        let state = &self.nodes[node];
+        if state.consensus.is_none() || state.role == Role::Byzantine(Byzantine::Silent) {
+            return;
+        }
+        let tip = state.durable.chain.len() as u64;
+        if tip + 1 < height.saturating_add(lag_min) {
+            return;
+        }
+        let blocks: Vec<(u64, u64, Hash)> =
+            state.durable.chain.iter().skip(height as usize - 1).take(SYNC_BLOCKS_MAX).copied().collect();
+        for _ in 0..self.copies(node, to) {
+            let delay = self.rng.random_range(self.scenario.delay_ms.clone());
+            self.schedule(self.now_ms + delay, Event::SyncResponse { to, blocks: blocks.clone() });
+        }
+    }
+
+    /// Stores synced blocks that extend our chain (the node checks each block's certificate;
+    /// the mocks never forge finalized blocks, and agreement is checked on every one) and
+    /// restarts consensus from the new tip, as the node's driver does.
+    fn apply_sync(&mut self, node: usize, blocks: Vec<(u64, u64, Hash)>) {
+        if self.nodes[node].consensus.is_none() {
+            return;
+        }
+        let role = self.nodes[node].role;
+        let mut stored = false;
+        for (height, view, block) in blocks {
+            if height != self.nodes[node].durable.chain.len() as u64 + 1 {
+                continue;
+            }
+            self.trace.update(block.as_bytes());
+            let durable = &mut self.nodes[node].durable;
+            durable.chain.push((height, view, block));
+            durable.proposals.retain(|_, p| p.height > height);
+            durable.certificates.retain(|v, _| *v > view);
+            if role == Role::Honest {
+                self.finalized[node].insert(height, (block, view));
+                self.check_agreement(node, height, block);
+            }
+            stored = true;
+        }
+        if stored {
+            self.nodes[node].tip_changed_ms = self.now_ms;
+            self.restart_node(node);
+        }
+    }
+
     fn honest_nodes(&self) -> Vec<usize> {
         (0..self.nodes.len()).filter(|i| self.nodes[*i].role == Role::Honest).collect()
     }
@@ -552,7 +658,9 @@ impl Cluster {
         if let Some(tip) = finalized {
             state.app.blocks.insert(tip.block);
         }
-        let restart = Restart { votes: state.durable.votes.clone(), finalized };
+        let proposals = state.durable.proposals.values().cloned().collect();
+        let certificates = state.durable.certificates.values().cloned().collect();
+        let restart = Restart { votes: state.durable.votes.clone(), proposals, certificates, finalized };
         let consensus = Consensus::new(self.config.clone(), self.keys[state.key].clone_keypair(), self.set.clone(), self.alliance, restart)
             .expect("simulated validators are valid");
         state.consensus = Some(consensus);
@@ -582,6 +690,16 @@ impl Cluster {
                 if role == Role::Honest {
                     self.check_vote(key, vote);
                 }
+            }
+            Output::PersistProposal(proposal) => {
+                self.trace.update(&[12, node as u8]);
+                self.trace.update(proposal.block.as_bytes());
+                self.nodes[node].durable.proposals.insert(proposal.block, proposal);
+            }
+            Output::PersistCertificate(cert) => {
+                self.trace.update(&[13, node as u8]);
+                self.trace.update(&cert.to_bytes());
+                self.nodes[node].durable.certificates.insert(cert.target.view, cert);
             }
             Output::Broadcast(message) => self.broadcast_from(node, message),
             Output::Send { to, message } => {
@@ -642,6 +760,9 @@ impl Cluster {
                     self.violations.push(format!("node {node} finalized {:?} without a finalization certificate", finalized.block));
                 }
                 state.durable.chain.push((finalized.height, finalized.view, finalized.block));
+                state.tip_changed_ms = self.now_ms;
+                state.durable.proposals.retain(|_, p| p.height > finalized.height);
+                state.durable.certificates.retain(|view, _| *view > finalized.view);
                 if role == Role::Honest {
                     self.finalized[node].insert(finalized.height, (finalized.block, finalized.view));
                     self.check_agreement(node, finalized.height, finalized.block);
@@ -712,19 +833,23 @@ impl Cluster {
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, message: &std::rc::Rc<Message>) {
+    /// How many copies of one message from `from` reach `to`: loss, duplication and
+    /// partitions while faults last.
+    fn copies(&mut self, from: usize, to: usize) -> usize {
         self.messages += 1;
-        let copies = if self.faults_active {
-            if self.groups[from] != self.groups[to] || self.rng.random_bool(self.scenario.loss) {
-                0
-            } else if self.rng.random_bool(self.scenario.duplication) {
-                2
-            } else {
-                1
-            }
+        if !self.faults_active {
+            1
+        } else if self.groups[from] != self.groups[to] || self.rng.random_bool(self.scenario.loss) {
+            0
+        } else if self.rng.random_bool(self.scenario.duplication) {
+            2
         } else {
             1
-        };
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, message: &std::rc::Rc<Message>) {
+        let copies = self.copies(from, to);
         let from_key = self.keys[self.nodes[from].key].public();
         for _ in 0..copies {
             let delay = self.rng.random_range(self.scenario.delay_ms.clone());
