@@ -303,14 +303,22 @@ fn hash_words(h: &Hash) -> [u64; 4] {
 /// for a party without an account yet (a fixed fee's merchants), a builder-local id after them.
 /// Ids never reach the statement: `finish` sorts everything by `Party`.
 pub(crate) struct StatementBuilder {
-    lines: BTreeMap<(PartyId, PartyId, LineKind), (u128, Vec<Hash>)>,
+    /// Each line's index in `totals`.
+    lines: BTreeMap<(PartyId, PartyId, LineKind), usize>,
+    /// Per line: amount, and number of parts.
+    totals: Vec<(u128, usize)>,
+    /// Every part's (line index, source), in arrival order: appending here is sequential, where
+    /// growing one source vector per line (tens of thousands of lines, two million parts on a
+    /// busy day) reallocated and missed the cache on every part. `finish` gives each line a
+    /// vector of exactly its size.
+    parts: Vec<(u32, Hash)>,
     known: usize,
     extras: Vec<Party>,
 }
 
 impl StatementBuilder {
     pub fn new(accounts: &Accounts) -> Self {
-        StatementBuilder { lines: BTreeMap::new(), known: accounts.len(), extras: Vec::new() }
+        StatementBuilder { lines: BTreeMap::new(), totals: Vec::new(), parts: Vec::new(), known: accounts.len(), extras: Vec::new() }
     }
 
     fn id_of(&mut self, accounts: &Accounts, party: &Party) -> PartyId {
@@ -338,9 +346,14 @@ impl StatementBuilder {
         if amount == 0 || debtor == creditor {
             return;
         }
-        let entry = self.lines.entry((debtor, creditor, kind)).or_insert((0, Vec::new()));
-        entry.0 = entry.0.checked_add(amount).expect("u128 cents never overflow: amounts are ≤ 10^14 each");
-        entry.1.push(source);
+        let index = *self.lines.entry((debtor, creditor, kind)).or_insert_with(|| {
+            self.totals.push((0, 0));
+            self.totals.len() - 1
+        });
+        let total = &mut self.totals[index];
+        total.0 = total.0.checked_add(amount).expect("u128 cents never overflow: amounts are ≤ 10^14 each");
+        total.1 += 1;
+        self.parts.push((u32::try_from(index).expect("fewer than 2^32 lines"), source));
     }
 
     /// S10: builds the statement. `min_payout` in cents.
@@ -350,10 +363,17 @@ impl StatementBuilder {
             let i = id as usize;
             if i < known { accounts.party(id).clone() } else { extras[i - known].clone() }
         };
+        let mut sources: Vec<Vec<Hash>> = self.totals.iter().map(|(_, parts)| Vec::with_capacity(*parts)).collect();
+        for (index, source) in self.parts {
+            sources[index as usize].push(source);
+        }
+        let totals = self.totals;
         let mut lines: Vec<Line> = self
             .lines
             .into_iter()
-            .map(|((debtor, creditor, kind), (amount, mut sources))| {
+            .map(|((debtor, creditor, kind), index)| {
+                let amount = totals[index].0;
+                let mut sources = std::mem::take(&mut sources[index]);
                 // Byte order, compared as four big-endian words (no memcmp call per comparison).
                 sources.sort_unstable_by_key(|h| hash_words(h));
                 sources.dedup();
