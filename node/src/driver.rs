@@ -121,6 +121,23 @@ fn proposal_log_key(proposal: &Proposal) -> [u8; 41] {
     key
 }
 
+/// Reads the consensus log back (keys as [`vote_log_key`] describes), for a restart.
+fn read_consensus_log(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Restart, String> {
+    let mut restart = Restart::default();
+    for (key, value) in entries {
+        match key.get(8) {
+            Some(&LOG_PROPOSAL) => restart
+                .proposals
+                .push(Proposal::from_bytes(&value, MESSAGE_BYTES_MAX).map_err(|e| format!("proposal log: {e}"))?),
+            Some(&LOG_CERTIFICATE) => restart
+                .certificates
+                .push(Certificate::from_bytes(&value, MESSAGE_BYTES_MAX).map_err(|e| format!("certificate log: {e}"))?),
+            _ => restart.votes.push(Vote::from_bytes(&value, 1024).map_err(|e| format!("vote log: {e}"))?),
+        }
+    }
+    Ok(restart)
+}
+
 /// Starts a node from its home and runs it until Ctrl-C or SIGTERM.
 pub async fn run(home: &Path) -> Result<(), String> {
     let home = Home::new(home);
@@ -337,18 +354,8 @@ impl Driver {
         }
         let tip = self.chain.tip();
         let finalized = (tip.height > 0).then_some(FinalizedTip { view: tip.view, height: tip.height, block: tip.id });
-        let (mut votes, mut proposals, mut certificates) = (Vec::new(), Vec::new(), Vec::new());
-        for (key, value) in self.store.vote_log().map_err(|e| e.to_string())? {
-            match key.get(8) {
-                Some(&LOG_PROPOSAL) => proposals
-                    .push(Proposal::from_bytes(&value, MESSAGE_BYTES_MAX).map_err(|e| format!("proposal log: {e}"))?),
-                Some(&LOG_CERTIFICATE) => certificates.push(
-                    Certificate::from_bytes(&value, MESSAGE_BYTES_MAX).map_err(|e| format!("certificate log: {e}"))?,
-                ),
-                _ => votes.push(Vote::from_bytes(&value, 1024).map_err(|e| format!("vote log: {e}"))?),
-            }
-        }
-        let restart = Restart { votes, proposals, certificates, finalized };
+        let mut restart = read_consensus_log(self.store.vote_log().map_err(|e| e.to_string())?)?;
+        restart.finalized = finalized;
         let consensus = Consensus::new(self.consensus_config.clone(), keypair, set, self.chain.alliance(), restart)
             .map_err(|e| format!("consensus: {e}"))?;
         self.consensus = Some(consensus);
@@ -832,5 +839,45 @@ impl Driver {
         if response.tip > after {
             self.request_sync(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plaza_ledger::cert::VoteTarget;
+
+    #[test]
+    fn the_consensus_log_orders_by_view_and_reads_back_every_kind() {
+        let key = Keypair::from_seed(b"driver-log");
+        let alliance = Hash::digest(b"driver-log alliance");
+        let block = Hash::digest(b"block");
+        let vote = |target: VoteTarget| target.sign(&alliance, &key);
+        let notarize = vote(VoteTarget::notarize(4, block));
+        let finalize = vote(VoteTarget::finalize(4, block));
+        let older = vote(VoteTarget::nullify(3));
+        let cert = Certificate::from_votes(notarize.target, [notarize]);
+        let proposal =
+            Proposal { view: 4, parent_view: 3, parent: alliance, height: 1, block, payload: b"p".to_vec(), signature: notarize.signature };
+        let mut log = std::collections::BTreeMap::new();
+        log.insert(vote_log_key(&notarize).to_vec(), notarize.to_bytes());
+        log.insert(vote_log_key(&finalize).to_vec(), finalize.to_bytes());
+        log.insert(vote_log_key(&older).to_vec(), older.to_bytes());
+        log.insert(certificate_log_key(&cert).to_vec(), cert.to_bytes());
+        log.insert(proposal_log_key(&proposal).to_vec(), proposal.to_bytes());
+        // One range delete below `view ‖ 0` prunes every kind of entry of the views before.
+        let boundary = [4u64.to_be_bytes().as_slice(), &[0]].concat();
+        let below: Vec<&Vec<u8>> = log.keys().filter(|k| **k < boundary).collect();
+        assert_eq!(below, vec![&vote_log_key(&older).to_vec()]);
+
+        let restart = read_consensus_log(log.clone().into_iter().collect()).expect("a well-formed log");
+        assert_eq!(restart.votes, vec![older, notarize, finalize]);
+        assert_eq!(restart.proposals, vec![proposal.clone()]);
+        assert_eq!(restart.certificates, vec![cert]);
+
+        // A damaged entry is a clear error naming the log it came from, not a panic.
+        log.insert(proposal_log_key(&proposal).to_vec(), vec![1, 2, 3]);
+        let error = read_consensus_log(log.into_iter().collect()).expect_err("damaged");
+        assert!(error.starts_with("proposal log:"), "{error}");
     }
 }
