@@ -925,7 +925,29 @@ impl Consensus {
         for block in notarized {
             self.request_block(block);
         }
+        self.request_missing_certificates();
         self.try_finalize();
+    }
+
+    /// CONSENSUS.md step 13: without a certificate for every view back to the highest
+    /// notarized one, we cannot find the parent a proposal must extend, neither to vote for
+    /// one nor, as leader, to make one. Peers who moved past that view hold the certificate
+    /// (the view's leader may not, and asking the leader only helps when it proposes), so
+    /// while stuck we ask everyone, for the views below and at the gap.
+    fn request_missing_certificates(&mut self) {
+        let mut w = self.view.saturating_sub(1);
+        let gap = loop {
+            if w <= self.finalized.view {
+                return;
+            }
+            match self.views.get(&w) {
+                Some(s) if s.notarization.is_some() || s.finalization.is_some() => return,
+                Some(s) if s.nullification.is_some() => w -= 1,
+                _ => break w,
+            }
+        };
+        let from_view = gap.saturating_sub(CERTIFICATE_REQUEST_VIEWS_MAX - 1).max(self.finalized.view + 1);
+        self.out.push(Output::Broadcast(Message::Request(Request::Certificates { from_view, to_view: gap })));
     }
 
     // ---------------------------------------------------------------- finalizing

@@ -183,6 +183,21 @@ fn the_notarization_behind_a_finalize_vote_is_persisted_first_and_restored() {
 }
 
 #[test]
+fn a_stuck_validator_asks_every_peer_for_the_certificate_it_lacks() {
+    let (keys, set) = keys(4);
+    let mut consensus = Consensus::new(Config::default(), copy(&keys[0]), set, alliance(), Restart::default()).expect("validator");
+    // View 2 was nullified; we never saw what happened in view 1.
+    let target = VoteTarget::nullify(2);
+    let cert = Certificate::from_votes(target, keys[1..].iter().map(|k| target.sign(&alliance(), k)));
+    let outputs = feed(&mut consensus, vec![Input::Start, Input::Message { from: keys[1].public(), message: Message::Certificate(cert) }]);
+    assert_eq!(consensus.view(), 3);
+    let ask = Output::Broadcast(Message::Request(Request::Certificates { from_view: 1, to_view: 1 }));
+    assert!(!outputs.contains(&ask), "not before we are stuck");
+    let outputs = consensus.handle(1_000_000, Input::Timeout);
+    assert!(outputs.contains(&ask), "{outputs:?}");
+}
+
+#[test]
 fn bad_input_is_refused() {
     let (keys, set) = keys(4);
     let outsider = Keypair::from_seed(b"outsider");
