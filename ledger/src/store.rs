@@ -334,9 +334,14 @@ impl Store {
         Ok(Some((height, value[8..].to_vec())))
     }
 
-    /// Writes one entry of the consensus vote log, synced, before the vote is sent.
-    pub fn put_vote_log(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.db.put_cf_opt(self.cf(CF_VOTES), key, value, &synced())?;
+    /// Writes entries of the consensus vote log in one synced atomic batch, before the vote
+    /// they end with is sent.
+    pub fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (key, value) in entries {
+            batch.put_cf(self.cf(CF_VOTES), key, value);
+        }
+        self.db.write_opt(batch, &synced())?;
         Ok(())
     }
 

@@ -106,8 +106,8 @@ fn appends_are_ordered_linked_and_read_back() {
     assert_eq!(check_consistent(&store), 5);
 
     // The vote log survives reopening, in key order.
-    store.put_vote_log(b"v2", b"two").expect("log");
-    store.put_vote_log(b"v1", b"one").expect("log");
+    store.put_vote_log(&[(b"v2".to_vec(), b"two".to_vec())]).expect("log");
+    store.put_vote_log(&[(b"v1".to_vec(), b"one".to_vec())]).expect("log");
     drop(store);
     let store = Store::open(&path).expect("reopen");
     assert_eq!(check_consistent(&store), 5);

@@ -2,9 +2,10 @@
 //! driver's contract") with tokio timers, libp2p and RocksDB.
 //!
 //! - `Persist(vote)`: written to the store's vote log, synced, before any later output.
-//! - `PersistProposal(proposal)`: the block we are about to vote for, written to the same log
-//!   (a longer key), synced; read back on restart so a notarized block survives crashes.
-//! - `PersistCertificate(cert)`: the notarization behind our finalize vote, same log, synced.
+//! - `PersistProposal(proposal)` (the block we are about to vote for) and
+//!   `PersistCertificate(cert)` (the notarization behind our finalize vote): consensus emits
+//!   each right before the vote that depends on it, so both go to the same log in the vote's
+//!   one synced batch (no extra sync per view); read back on restart.
 //! - `Broadcast` / `Send`: published on the consensus gossip topic (a `Send` reaches every
 //!   peer too; the others ignore what they do not need).
 //! - `Propose`: the leader waits `block_interval_ms` for records to batch (or up to
@@ -74,6 +75,8 @@ pub struct Driver {
     started: Instant,
     timer: Option<Instant>,
     proposal: Option<PendingProposal>,
+    /// Consensus-log entries staged for the next vote's synced batch.
+    log_staged: Vec<(Vec<u8>, Vec<u8>)>,
     outbox: Vec<Record>,
     admitted_at: HashMap<Hash, Instant>,
     verify_started: BTreeMap<Hash, Instant>,
@@ -216,6 +219,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
         started: now,
         timer: None,
         proposal: None,
+        log_staged: Vec::new(),
         outbox: Vec::new(),
         admitted_at: HashMap::new(),
         verify_started: BTreeMap::new(),
@@ -361,6 +365,7 @@ impl Driver {
         self.consensus = Some(consensus);
         self.chain.forget_executed();
         self.proposal = None;
+        self.log_staged.clear();
         self.timer = None;
         self.feed(Input::Start);
         Ok(())
@@ -391,10 +396,8 @@ impl Driver {
         match output {
             Output::Persist(vote) => {
                 // CONSENSUS.md step 14: durable before anything that follows is sent.
-                if let Err(e) = self.store.put_vote_log(&vote_log_key(&vote), &vote.to_bytes()) {
-                    // Without the vote log we could equivocate after a crash: stop voting.
-                    tracing::error!("cannot persist a vote, stopping consensus: {e}");
-                    self.consensus = None;
+                self.log_staged.push((vote_log_key(&vote).to_vec(), vote.to_bytes()));
+                if !self.write_log() {
                     return None;
                 }
                 if vote.target.kind == VoteKind::Notarize
@@ -406,21 +409,18 @@ impl Driver {
             }
             Output::PersistProposal(proposal) => {
                 // CONSENSUS.md step 14: the block outlives a crash of everyone who voted for it.
-                if let Err(e) = self.store.put_vote_log(&proposal_log_key(&proposal), &proposal.to_bytes()) {
-                    tracing::error!("cannot persist a proposal, stopping consensus: {e}");
-                    self.consensus = None;
-                }
+                self.log_staged.push((proposal_log_key(&proposal).to_vec(), proposal.to_bytes()));
                 None
             }
             Output::PersistCertificate(cert) => {
-                if let Err(e) = self.store.put_vote_log(&certificate_log_key(&cert), &cert.to_bytes()) {
-                    tracing::error!("cannot persist a certificate, stopping consensus: {e}");
-                    self.consensus = None;
-                }
+                self.log_staged.push((certificate_log_key(&cert).to_vec(), cert.to_bytes()));
                 None
             }
             Output::Broadcast(message) | Output::Send { message, .. } => {
-                self.publish_consensus(&message);
+                // Staged entries precede every send (consensus always follows them with a vote).
+                if self.write_log() {
+                    self.publish_consensus(&message);
+                }
                 None
             }
             Output::SetTimer { at_ms } => {
@@ -470,6 +470,22 @@ impl Driver {
                 None
             }
         }
+    }
+
+    /// Writes the staged consensus-log entries in one synced batch. Without the log we could
+    /// equivocate after a crash, so a failed write stops consensus (and nothing after it is
+    /// sent). Returns whether consensus still runs.
+    fn write_log(&mut self) -> bool {
+        if self.log_staged.is_empty() {
+            return true;
+        }
+        let entries = std::mem::take(&mut self.log_staged);
+        if let Err(e) = self.store.put_vote_log(&entries) {
+            tracing::error!("cannot persist the consensus log, stopping consensus: {e}");
+            self.consensus = None;
+            return false;
+        }
+        true
     }
 
     fn publish_consensus(&mut self, message: &Message) {

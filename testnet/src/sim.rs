@@ -591,10 +591,7 @@ impl Cluster {
             peer += 1;
         }
         let height = state.durable.chain.len() as u64 + 1;
-        for _ in 0..self.copies(node, peer) {
-            let delay = self.rng.random_range(self.scenario.delay_ms.clone());
-            self.schedule(self.now_ms + delay, Event::SyncRequest { to: peer, from: node, height, lag_min });
-        }
+        self.transmit(node, peer, || Event::SyncRequest { to: peer, from: node, height, lag_min });
     }
 
     /// The node's answer to a sync request: its finalized blocks from `height` on, when it
@@ -610,10 +607,7 @@ impl Cluster {
         }
         let blocks: Vec<(u64, u64, Hash)> =
             state.durable.chain.iter().skip(height as usize - 1).take(SYNC_BLOCKS_MAX).copied().collect();
-        for _ in 0..self.copies(node, to) {
-            let delay = self.rng.random_range(self.scenario.delay_ms.clone());
-            self.schedule(self.now_ms + delay, Event::SyncResponse { to, blocks: blocks.clone() });
-        }
+        self.transmit(node, to, || Event::SyncResponse { to, blocks: blocks.clone() });
     }
 
     /// Stores synced blocks that extend our chain (the node checks each block's certificate;
@@ -623,26 +617,31 @@ impl Cluster {
         if self.nodes[node].consensus.is_none() {
             return;
         }
-        let role = self.nodes[node].role;
         let mut stored = false;
         for (height, view, block) in blocks {
             if height != self.nodes[node].durable.chain.len() as u64 + 1 {
                 continue;
             }
             self.trace.update(block.as_bytes());
-            let durable = &mut self.nodes[node].durable;
-            durable.chain.push((height, view, block));
-            durable.proposals.retain(|_, p| p.height > height);
-            durable.certificates.retain(|v, _| *v > view);
-            if role == Role::Honest {
-                self.finalized[node].insert(height, (block, view));
-                self.check_agreement(node, height, block);
-            }
+            self.store_finalized(node, height, view, block);
             stored = true;
         }
         if stored {
-            self.nodes[node].tip_changed_ms = self.now_ms;
             self.restart_node(node);
+        }
+    }
+
+    /// A finalized block, from consensus or from sync, joins the node's durable chain; what
+    /// the logs kept for it can go.
+    fn store_finalized(&mut self, node: usize, height: u64, view: u64, block: Hash) {
+        let state = &mut self.nodes[node];
+        state.durable.chain.push((height, view, block));
+        state.durable.proposals.retain(|_, p| p.height > height);
+        state.durable.certificates.retain(|v, _| *v > view);
+        state.tip_changed_ms = self.now_ms;
+        if state.role == Role::Honest {
+            self.finalized[node].insert(height, (block, view));
+            self.check_agreement(node, height, block);
         }
     }
 
@@ -759,14 +758,7 @@ impl Cluster {
                 {
                     self.violations.push(format!("node {node} finalized {:?} without a finalization certificate", finalized.block));
                 }
-                state.durable.chain.push((finalized.height, finalized.view, finalized.block));
-                state.tip_changed_ms = self.now_ms;
-                state.durable.proposals.retain(|_, p| p.height > finalized.height);
-                state.durable.certificates.retain(|view, _| *view > finalized.view);
-                if role == Role::Honest {
-                    self.finalized[node].insert(finalized.height, (finalized.block, finalized.view));
-                    self.check_agreement(node, finalized.height, finalized.block);
-                }
+                self.store_finalized(node, finalized.height, finalized.view, finalized.block);
             }
         }
     }
@@ -848,13 +840,17 @@ impl Cluster {
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, message: &std::rc::Rc<Message>) {
-        let copies = self.copies(from, to);
-        let from_key = self.keys[self.nodes[from].key].public();
-        for _ in 0..copies {
+    /// Schedules what the network lets through of one transmission from `from` to `to`.
+    fn transmit(&mut self, from: usize, to: usize, event: impl Fn() -> Event) {
+        for _ in 0..self.copies(from, to) {
             let delay = self.rng.random_range(self.scenario.delay_ms.clone());
-            self.schedule(self.now_ms + delay, Event::Deliver { to, from: from_key, message: message.clone() });
+            self.schedule(self.now_ms + delay, event());
         }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, message: &std::rc::Rc<Message>) {
+        let from_key = self.keys[self.nodes[from].key].public();
+        self.transmit(from, to, || Event::Deliver { to, from: from_key, message: message.clone() });
     }
 
     // ------------------------------------------------------------------------------ checks
