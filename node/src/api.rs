@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State as AxumState};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use plaza_ledger::codec::Decode;
@@ -63,8 +63,8 @@ type ApiResult = Result<axum::Json<Value>, ApiError>;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let body_max = shared.config.api_body_bytes_max;
+    let explorer = crate::explorer::router(shared.clone());
     Router::new()
-        .route("/", get(explorer))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
@@ -89,6 +89,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(shared)
+        .merge(explorer)
 }
 
 fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -619,45 +620,6 @@ async fn advance_clock(AxumState(shared): S, headers: HeaderMap, body: Bytes) ->
     if body.advance_ms < 0 {
         return Err(ApiError::bad("bad-clock", "the clock only moves forward"));
     }
-    let offset = shared.clock.advance(body.advance_ms);
+    let offset = shared.clock.advance_persisted(body.advance_ms).map_err(ApiError::internal)?;
     Ok(axum::Json(json!({"clock_offset_ms": offset, "clock_ms": shared.clock.now_ms()})))
-}
-
-async fn explorer(AxumState(shared): S) -> Html<String> {
-    let tip = *shared.tip.borrow();
-    let state = shared.state();
-    let mut rows = String::new();
-    for h in (tip.saturating_sub(19).max(1)..=tip).rev() {
-        if let Ok(Some(b)) = shared.store.block(h) {
-            rows.push_str(&format!(
-                "<tr><td><a href=\"/v1/blocks/{h}\">{h}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                b.block.header.time_ms,
-                b.block.records.len(),
-                &b.block.id().to_hex()[..16]
-            ));
-        }
-    }
-    let mut owes = String::new();
-    if let Some((period, s)) = state.latest_statement() {
-        owes.push_str(&format!("<h2>Who owes whom (statement {period})</h2><ul>"));
-        for o in &s.obligations {
-            owes.push_str(&format!("<li>{} → {}: {} (outstanding {})</li>", html_escape(&party_json(&o.payer)), html_escape(&party_json(&o.payee)), cents(o.amount), cents(o.outstanding)));
-        }
-        owes.push_str("</ul>");
-    }
-    let merchants: String = state
-        .merchants()
-        .map(|(p, s)| format!("<li>{} ({}, {})</li>", html_escape(&p.name), html_escape(&p.category), s.name()))
-        .collect();
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Plaza node</title></head><body>\
-         <h1>Plaza — alliance {}</h1><p>height {tip} · <a href=\"/v1/status\">status</a> · <a href=\"/v1/statements\">statements</a> · \
-         <a href=\"/metrics\">metrics</a> · <a href=\"/openapi.json\">OpenAPI</a></p>\
-         <h2>Merchants</h2><ul>{merchants}</ul>{owes}<h2>Latest blocks</h2><table><tr><th>height</th><th>time ms</th><th>records</th><th>id</th></tr>{rows}</table></body></html>",
-        &shared.alliance.to_hex()[..16]
-    ))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -167,7 +167,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
         state: chain.shared_state(),
         mempool: Mutex::new(Mempool::new(config.mempool_records_max, config.mempool_records_per_merchant_max)),
         metrics: crate::metrics::Metrics::new(),
-        clock: Clock::new(config.clock_offset_ms),
+        clock: if config.testnet_clock_api { Clock::persistent(config.clock_offset_ms, home.clock_offset())? } else { Clock::new(config.clock_offset_ms) },
         merchant: Keypair::from_secret(&merchant.secret_bytes()).map_err(|e| e.to_string())?,
         alliance,
         api_token,

@@ -7,6 +7,7 @@
 //! - [`net`]: libp2p (member-only peers, gossip, block sync).
 //! - [`driver`]: the loop that runs the pure consensus state machine with tokio timers.
 //! - [`api`]: the HTTP API (JSON), `/metrics`, `/openapi.json`.
+//! - [`explorer`]: the HTML explorer at `/` (pages, the who-owes-whom picture).
 //! - [`client`]: a minimal blocking HTTP client for the CLI, the testnet and the tests.
 //! - [`json`]: record payloads as JSON, converted by hand.
 //!
@@ -19,6 +20,7 @@ pub mod chain;
 pub mod client;
 pub mod config;
 pub mod driver;
+pub mod explorer;
 pub mod json;
 pub mod mempool;
 pub mod metrics;
@@ -40,11 +42,27 @@ pub use config::NodeConfig;
 /// node-signed records' created-at times come from it; consensus timers do not.
 pub struct Clock {
     offset_ms: AtomicI64,
+    /// Testnet: where the offset is kept, so a restarted node keeps the clock its peers have
+    /// (block times are checked against it; without it a restart after a demo's clock jump
+    /// would refuse every proposal).
+    file: Option<PathBuf>,
+    /// Serialises advance-and-write, so the file always holds the latest offset.
+    writing: Mutex<()>,
 }
 
 impl Clock {
     pub fn new(offset_ms: i64) -> Clock {
-        Clock { offset_ms: AtomicI64::new(offset_ms) }
+        Clock { offset_ms: AtomicI64::new(offset_ms), file: None, writing: Mutex::new(()) }
+    }
+    /// A clock whose offset is kept in `file`: the larger of `configured` and what the file
+    /// holds (the clock only moves forward).
+    pub fn persistent(configured: i64, file: PathBuf) -> Result<Clock, String> {
+        let saved = match std::fs::read_to_string(&file) {
+            Ok(text) => text.trim().parse::<i64>().map_err(|e| format!("{}: not a clock offset in ms: {e}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => configured,
+            Err(e) => return Err(format!("reading {}: {e}", file.display())),
+        };
+        Ok(Clock { offset_ms: AtomicI64::new(configured.max(saved)), file: Some(file), writing: Mutex::new(()) })
     }
     pub fn now_ms(&self) -> u64 {
         let system = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -53,8 +71,27 @@ impl Clock {
     pub fn offset_ms(&self) -> i64 {
         self.offset_ms.load(Ordering::Relaxed)
     }
+    /// Moves the clock forward by `ms`; returns the new offset.
     pub fn advance(&self, ms: i64) -> i64 {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed) + ms
+    }
+    /// [`Clock::advance`], then writes the new offset to the clock's file (if it has one),
+    /// synced, before returning.
+    pub fn advance_persisted(&self, ms: i64) -> Result<i64, String> {
+        let _guard = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let offset = self.advance(ms);
+        if let Some(file) = &self.file {
+            let tmp = file.with_extension("tmp");
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(format!("{offset}\n").as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, file)
+            };
+            write().map_err(|e| format!("writing {}: {e}", file.display()))?;
+        }
+        Ok(offset)
     }
 }
 
@@ -136,6 +173,10 @@ impl Home {
     }
     pub fn data(&self) -> PathBuf {
         self.root.join("data")
+    }
+    /// Testnet only: the clock offset moved by `POST /v1/testnet/clock`.
+    pub fn clock_offset(&self) -> PathBuf {
+        self.root.join("clock-offset-ms")
     }
     pub fn load_config(&self) -> Result<NodeConfig, String> {
         let text = std::fs::read_to_string(self.config()).map_err(|e| format!("reading {}: {e}", self.config().display()))?;

@@ -37,6 +37,7 @@ mod sales;
 pub mod statement;
 mod table;
 pub mod types;
+mod views;
 
 use std::collections::{BTreeSet, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -55,6 +56,7 @@ use crate::record::{check_time_window, CardId, MerchantProfile, Party, PromoterI
 
 pub use statement::{BilateralNet, Line, LineKind, Statement, Transfer};
 pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, StatementSummary};
+pub use views::{BatchView, ItemView, ProposalView, SaleView};
 
 use accounts::{Accounts, PartyId};
 use items::{Item, Items, RawItems};

@@ -93,6 +93,10 @@ impl Sales {
     pub fn get(&self, seller: &PublicKey, order: &OrderId) -> Option<&Sale> {
         self.map.get(seller)?.get(order).map(|s| &**s)
     }
+    /// Sellers with at least one sale, sorted (for the explorer's order search).
+    pub fn sellers(&self) -> impl Iterator<Item = &PublicKey> {
+        self.map.keys()
+    }
     pub fn contains(&self, seller: &PublicKey, order: &OrderId) -> bool {
         self.get(seller, order).is_some()
     }
