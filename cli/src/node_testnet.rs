@@ -30,7 +30,7 @@ pub struct TestnetArgs {
     /// Validating nodes to start (at least 1; 4 tolerates one fault).
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
-    /// Play a realistic alliance day, print the statement and payment plan, check the chains and stop.
+    /// Play a realistic alliance day, print the statement and payment plan, check the chains and stop (see --keep-running).
     #[arg(long)]
     pub demo: bool,
     /// Directory for keys, genesis and node homes (created; must be empty or absent).
@@ -39,6 +39,10 @@ pub struct TestnetArgs {
     /// Write the homes and `testnet.json`, start nothing.
     #[arg(long)]
     pub prepare_only: bool,
+    /// With --demo: leave the alliance running after the demo day (its explorer URL is
+    /// printed) until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -436,11 +440,14 @@ pub fn testnet(args: TestnetArgs) -> CliResult {
     }
     if args.demo {
         let result = run_demo(&mut net, &stop, args.json);
-        net.stop_all();
-        result?;
-        println!("nodes stopped cleanly; the data stays in {}", dir.display());
-        return Ok(());
+        if result.is_err() || !args.keep_running {
+            net.stop_all();
+            result?;
+            println!("nodes stopped cleanly; the data stays in {}", dir.display());
+            return Ok(());
+        }
     }
+    println!("explorer: http://{}/", net.nodes[0].api);
     println!("the alliance is running; Ctrl-C stops it");
     while !stop.load(Ordering::SeqCst) {
         for (i, n) in net.nodes.iter_mut().enumerate() {
