@@ -158,12 +158,16 @@ fn screenshot(chrome: &Path, profile: &Path, url: &str, file: &Path, size: &str)
 }
 
 /// Text a reader sees: tags (and so attributes such as hover titles) removed, and the
-/// `<code class="key">` elements where a page deliberately shows a full key removed too.
+/// `<code class="key">` elements where a page deliberately shows a full key, and hover
+/// titles, removed too.
 fn visible_text(html: &str) -> String {
     let mut s = html.to_owned();
-    while let Some(start) = s.find("<code class=\"key\">") {
-        let end = s[start..].find("</code>").map_or(s.len(), |e| start + e + "</code>".len());
-        s.replace_range(start..end, " ");
+    // Full keys on detail pages, and the SVG's hover titles (<title> elements are tooltips).
+    for (open, close) in [("<code class=\"key\">", "</code>"), ("<title>", "</title>")] {
+        while let Some(start) = s.find(open) {
+            let end = s[start..].find(close).map_or(s.len(), |e| start + e + close.len());
+            s.replace_range(start..end, " ");
+        }
     }
     let mut out = String::with_capacity(s.len());
     let mut in_tag = false;

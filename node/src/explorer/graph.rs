@@ -30,7 +30,7 @@ pub struct GraphEdge {
 }
 
 const WIDTH: f64 = 860.0;
-const HEIGHT: f64 = 560.0;
+const HEIGHT: f64 = 480.0;
 const NODE_RADIUS: f64 = 16.0;
 const STROKE_MIN: f64 = 2.0;
 const STROKE_MAX: f64 = 14.0;
@@ -54,12 +54,18 @@ pub fn render(title: &str, nodes: &[GraphNode], edges: &[GraphEdge], currency: &
         svg xmlns="http://www.w3.org/2000/svg" class="owes" role="img" aria-label=(title)
             viewBox={"0 0 " (WIDTH) " " (HEIGHT)} width="100%" preserveAspectRatio="xMidYMid meet" {
             title { (title) }
+            // One arrowhead per edge, sized in user units: heads stay readable on thin arrows
+            // and do not balloon on thick ones.
             defs {
-                marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="4" markerHeight="4" orient="auto-start-reverse" {
-                    path d="M 0 0 L 10 5 L 0 10 z" fill="#2f5d8a" {}
+                @for (i, edge) in edges.iter().enumerate() {
+                    @let head = arrow_head(edge.amount, max_amount);
+                    marker id={"arrow-" (i)} viewBox="0 0 10 10" refX="1" refY="5" markerUnits="userSpaceOnUse"
+                        markerWidth=(head) markerHeight=(head) orient="auto" {
+                        path d="M 0 0 L 10 5 L 0 10 z" fill="#2f5d8a" {}
+                    }
                 }
             }
-            @for edge in edges {
+            @for (i, edge) in edges.iter().enumerate() {
                 @if let (Some(payer), Some(payee)) = (nodes.get(edge.payer), nodes.get(edge.payee)) {
                     @let (x1, y1, _) = position(edge.payer);
                     @let (x2, y2, _) = position(edge.payee);
@@ -72,13 +78,14 @@ pub fn render(title: &str, nodes: &[GraphNode], edges: &[GraphEdge], currency: &
                     @let (qx, qy) = ((x1 + x2) / 2.0 - dy / length * bend, (y1 + y2) / 2.0 + dx / length * bend);
                     // End on the circles' rims, leaving room for the arrowhead.
                     @let (sx, sy) = toward(x1, y1, qx, qy, NODE_RADIUS + 2.0);
-                    @let (ex, ey) = toward(x2, y2, qx, qy, NODE_RADIUS + 2.0 + width);
-                    @let (lx, ly) = (0.25 * x1 + 0.5 * qx + 0.25 * x2, 0.25 * y1 + 0.5 * qy + 0.25 * y2);
+                    @let (ex, ey) = toward(x2, y2, qx, qy, NODE_RADIUS + 2.0 + arrow_head(edge.amount, max_amount));
+                    // The label at t = 0.4 of the curve, nearer the payer, so labels of crossing arrows part.
+                    @let (lx, ly) = (0.36 * x1 + 0.48 * qx + 0.16 * x2, 0.36 * y1 + 0.48 * qy + 0.16 * y2);
                     @let amount = money(edge.amount, currency);
                     g class="edge" data-payer=(payer.name) data-payee=(payee.name) data-amount=(crate::json::cents(edge.amount)) {
                         title { (payer.name) " → " (payee.name) ": " (amount) }
                         path d={"M " (round1(sx)) " " (round1(sy)) " Q " (round1(qx)) " " (round1(qy)) " " (round1(ex)) " " (round1(ey))}
-                            fill="none" stroke="#2f5d8a" stroke-opacity="0.75" stroke-width=(width) marker-end="url(#arrow)" {}
+                            fill="none" stroke="#2f5d8a" stroke-opacity="0.75" stroke-width=(width) marker-end={"url(#arrow-" (i) ")"} {}
                         text class="amount" x=(round1(lx)) y=(round1(ly)) text-anchor="middle" dominant-baseline="middle" { (amount) }
                     }
                 }
@@ -97,6 +104,11 @@ pub fn render(title: &str, nodes: &[GraphNode], edges: &[GraphEdge], currency: &
             }
         }
     }
+}
+
+/// The arrowhead's length in user units for a stroke of `amount`.
+fn arrow_head(amount: u128, max_amount: f64) -> f64 {
+    round1(10.0 + 8.0 * amount as f64 / max_amount)
 }
 
 /// The point `distance` from (x, y) toward (tx, ty).

@@ -355,7 +355,7 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; overflow-wrap:anywhe
 .muted { color:var(--muted); }
 .accepted { color:#3a7d44; } .rejected { color:#c8553d; }
 .picture { background:#fff; border:1px solid var(--line); padding:.5em; }
-svg.owes { display:block; max-width:100%; height:auto; }
+svg.owes { display:block; width:100%; max-width:900px; max-height:62vh; height:auto; margin:0 auto; }
 svg.owes text { font-family: inherit; font-size:14px; fill:var(--ink); }
 svg.owes text.amount { font-size:13px; font-weight:600; paint-order:stroke; stroke:#fff; stroke-width:4px; }
 footer { color:var(--muted); font-size:.85em; padding:1em; text-align:center; }

@@ -337,11 +337,6 @@ pub async fn overview(ex: Ex, headers: HeaderMap, RawQuery(q): RawQuery) -> Resp
         .collect();
     let genesis = ex.shared.store.genesis();
     let body = html! {
-        dl.facts {
-            dt { (ctx.t("alliance_id")) } dd { code.key { (ex.shared.alliance.to_hex()) } }
-            dt { (ctx.t("currency")) } dd { (ctx.currency) }
-            dt { (ctx.t("time_zone")) } dd { (ctx.zone()) }
-        }
         div.cards {
             div { (ctx.t("height")) b { a href={"/blocks/" (tip)} { (tip) } } }
             div { (ctx.t("latest_block")) b { (latest.as_ref().map_or_else(|| ctx.time(genesis.time_ms), |b| ctx.time(b.block.header.time_ms))) } }
@@ -354,6 +349,7 @@ pub async fn overview(ex: Ex, headers: HeaderMap, RawQuery(q): RawQuery) -> Resp
                     span.muted { " · " (ctx.time(s.start_ms)) " – " (ctx.time(s.end_ms)) } }
                 h3 { (ctx.t("who_owes_whom")) }
                 (picture(&ctx, s))
+                h3 { (ctx.t("payment_plan")) }
                 (plan_table(&ctx, s, state.statement(s.period)))
             } @else {
                 h2 { (ctx.t("latest_statement")) }
@@ -362,6 +358,12 @@ pub async fn overview(ex: Ex, headers: HeaderMap, RawQuery(q): RawQuery) -> Resp
         }
         h2 { (ctx.t("members")) }
         (merchant_table(&ctx, &state, &validators, None))
+        dl.facts {
+            dt { (ctx.t("alliance_id")) } dd { code.key { (ex.shared.alliance.to_hex()) } }
+            dt { (ctx.t("currency")) } dd { (ctx.currency) }
+            dt { (ctx.t("time_zone")) } dd { (ctx.zone()) }
+        }
+
         h2 { (ctx.t("validators")) }
         p { @for (i, v) in validators.iter().enumerate() { @if i > 0 { ", " } (ctx.merchant(v)) } }
         @let promoters: Vec<_> = state.promoters().collect();
