@@ -7,6 +7,7 @@ mod audit;
 mod genesis;
 mod init;
 mod keys;
+mod nearby;
 mod node;
 mod node_testnet;
 mod output;

@@ -391,8 +391,12 @@ pub enum QueryWhat {
         #[arg(long, default_value_t = 20)]
         limit: u64,
     },
-    /// Every merchant.
-    Merchants,
+    /// Every merchant; or members near a point, nearest first, and where a coupon, an
+    /// issuer's points or a card can be used.
+    #[command(after_help = "Examples:\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --within 2km\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --within 1.5km --category restaurant --json\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --within 2km --coupon SECRET\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --card <card id>")]
+    Merchants(crate::nearby::MerchantFilters),
+    /// Districts (商圈) with their members.
+    Districts,
     /// One merchant and its balance.
     Merchant { key: String },
     /// Registered promoters.
@@ -435,7 +439,8 @@ pub fn query(args: QueryArgs) -> CliResult {
             Some(f) => format!("/v1/blocks?from={f}&limit={limit}"),
             None => format!("/v1/blocks?limit={limit}"),
         },
-        QueryWhat::Merchants => "/v1/merchants".into(),
+        QueryWhat::Merchants(filters) => crate::nearby::merchants_path(filters)?,
+        QueryWhat::Districts => "/v1/districts".into(),
         QueryWhat::Merchant { key } => format!("/v1/merchants/{key}"),
         QueryWhat::Promoters => "/v1/promoters".into(),
         QueryWhat::Card { card } => format!("/v1/cards/{card}"),
@@ -462,6 +467,8 @@ pub fn query(args: QueryArgs) -> CliResult {
     }
     match &args.what {
         QueryWhat::Record { .. } => print_record_status(&answer),
+        QueryWhat::Merchants(_) => crate::nearby::print_merchants(&answer),
+        QueryWhat::Districts => crate::nearby::print_districts(&answer),
         QueryWhat::Statement { .. } => match answer.get("text").and_then(Value::as_str) {
             Some(text) => println!("{text}"),
             None => print_human(&answer, 0),

@@ -4,6 +4,8 @@
 //! - [`hash`], [`keys`], [`merkle`]: blake3, ed25519 with one acceptance rule, RFC 9162 trees.
 //! - [`money`]: amounts in cents and rates in basis points (DESIGN §5).
 //! - [`record`], [`receipt`], [`block`], [`cert`], [`genesis`], [`policy`]: the data model.
+//! - [`geo`], [`nearby`]: integer distances between members' locations, and the queries
+//!   "which members are near" and "where can this coupon or card be used" (issue 19).
 //! - [`store`] (feature `store`): the RocksDB store.
 //!
 //! Architecture invariant: nothing here but `store` does I/O other than reading and writing
@@ -15,10 +17,12 @@ pub mod cert;
 pub mod codec;
 pub mod contract;
 pub mod genesis;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod money;
+pub mod nearby;
 pub mod policy;
 pub mod receipt;
 pub mod record;

@@ -99,3 +99,24 @@ fn deterministic_code_uses_no_clock_randomness_or_hash_maps() {
     }
     assert!(offences.is_empty(), "nondeterminism in pure code:\n{}", offences.join("\n"));
 }
+
+/// Distances and the nearby queries are integers only (issue 19): no float type, no float
+/// literal suffix, no float method, and nothing nondeterministic, outside their tests.
+#[test]
+fn distance_code_uses_no_floats() {
+    let banned = ["f32", "f64", "as_f", "to_radians", ".sqrt()", "HashMap", "HashSet", "SystemTime", "Instant", "rand::"];
+    let mut offences = Vec::new();
+    for file in ["ledger/src/geo.rs", "ledger/src/nearby.rs"] {
+        let text = std::fs::read_to_string(workspace().join(file)).expect("source");
+        let code_part = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code_part.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for word in banned {
+                if code.contains(word) {
+                    offences.push(format!("{file}:{}: {word}", n + 1));
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "floats or nondeterminism in the distance code:\n{}", offences.join("\n"));
+}

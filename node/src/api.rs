@@ -73,7 +73,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/proofs/{id}", get(proof))
         .route("/v1/blocks", get(blocks))
         .route("/v1/blocks/{height}", get(block))
-        .route("/v1/merchants", get(merchants))
+        .route("/v1/merchants", get(crate::nearby::merchants))
+        .route("/v1/districts", get(crate::nearby::districts))
         .route("/v1/merchants/{key}", get(merchant))
         .route("/v1/promoters", get(promoters))
         .route("/v1/cards/{card}", get(card))
@@ -415,12 +416,6 @@ fn merchant_json(p: &plaza_ledger::record::MerchantProfile, status: plaza_ledger
         o.insert("status".into(), json!(status.name()));
     }
     v
-}
-
-async fn merchants(AxumState(shared): S) -> ApiResult {
-    let state = shared.state();
-    let list: Vec<Value> = state.merchants().map(|(p, s)| merchant_json(p, s)).collect();
-    Ok(axum::Json(json!({"merchants": list})))
 }
 
 async fn merchant(AxumState(shared): S, Path(key): Path<String>) -> ApiResult {

@@ -10,6 +10,7 @@
 //! - [`explorer`]: the HTML explorer at `/` (pages, the who-owes-whom picture).
 //! - [`client`]: a minimal blocking HTTP client for the CLI, the testnet and the tests.
 //! - [`json`]: record payloads as JSON, converted by hand.
+//! - [`nearby`]: nearby members, districts, where a coupon or a card can be used (issue 19).
 //!
 //! Architecture invariant: the driver is the only place where consensus meets tokio, sockets
 //! and RocksDB; what goes into a block (records, time) is decided by the proposer and then
@@ -24,6 +25,7 @@ pub mod explorer;
 pub mod json;
 pub mod mempool;
 pub mod metrics;
+pub mod nearby;
 pub mod net;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! Plaza's testnets: the deterministic cluster simulator ([`sim`]), and later the local and
 //! container testnets, the load generator and the benchmark (DESIGN §10).
 
+pub mod places;
 pub mod sim;

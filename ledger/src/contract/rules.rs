@@ -1010,6 +1010,26 @@ impl State {
     }
 }
 
+/// Where a coupon can be used (issue 19, ledger/src/nearby.rs), answered by the rules above so
+/// the query and the contract never disagree.
+impl State {
+    /// The batch a coupon belongs to (its terms and places).
+    pub fn coupon_batch(&self, batch: &Hash) -> Option<&Batch> {
+        self.batches.get(batch)
+    }
+
+    /// S5, S6: whether a Sale by `merchant` created at `time_ms` passes the place checks of a
+    /// coupon of `batch`: the merchant is active, listed by the batch (or the batch lists no
+    /// place), and not a competitor of the issuer. The coupon's expiry, use and minimum spend
+    /// are the coupon's, not the place's, and are not checked here.
+    pub fn coupon_place_ok(&self, batch: &Hash, merchant: &PublicKey, time_ms: u64) -> bool {
+        let Some(b) = self.batches.get(batch) else { return false };
+        self.merchants.get(merchant).is_some_and(|m| m.status == MerchantStatus::Active)
+            && self.place_matches(&b.redeemable_at, merchant)
+            && !self.competitors(&b.issuer, merchant, time_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
