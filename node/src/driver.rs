@@ -88,6 +88,8 @@ pub struct Driver {
     last_dial: Instant,
     sync_in_flight: Option<Instant>,
     sync_cursor: usize,
+    /// Sync requests each peer may still make (a flooding peer gets only the tip).
+    sync_limiter: net::SyncLimiter<PeerId>,
     last_tip_change: Instant,
     last_vote_prune: u64,
     tip_tx: watch::Sender<u64>,
@@ -230,6 +232,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
         last_dial: now.checked_sub(Duration::from_secs(60)).unwrap_or(now),
         sync_in_flight: None,
         sync_cursor: 0,
+        sync_limiter: net::SyncLimiter::new(net::SYNC_REQUESTS_PER_PEER_PER_S, net::SYNC_REQUESTS_PER_PEER_BURST),
         last_tip_change: now,
         last_vote_prune: 0,
         tip_tx,
@@ -799,7 +802,11 @@ impl Driver {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {
                     let tip = self.chain.tip().height;
-                    let blocks = if tip + 1 >= request.from.saturating_add(request.lag_min) {
+                    let allowed = self.sync_limiter.allow(&peer, Instant::now().into_std());
+                    if !allowed {
+                        debug!(%peer, "sync request over the peer's rate limit: answering with the tip only");
+                    }
+                    let blocks = if allowed && tip + 1 >= request.from.saturating_add(request.lag_min) {
                         self.chain.blocks_for_sync(request.from, request.count, net::SYNC_RESPONSE_BYTES_MAX)
                     } else {
                         Vec::new()

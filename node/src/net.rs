@@ -25,6 +25,12 @@ pub const SYNC_REQUEST_BYTES_MAX: usize = 1024;
 pub const SYNC_RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Blocks in one sync response.
 pub const SYNC_BLOCKS_MAX: u64 = 256;
+/// Sync requests one peer may make per second, sustained (an honest node has one in flight).
+pub const SYNC_REQUESTS_PER_PEER_PER_S: u32 = 10;
+/// Sync requests one peer may make in a burst (catching up chains requests back to back).
+pub const SYNC_REQUESTS_PER_PEER_BURST: u32 = 20;
+/// Peers whose sync budget is tracked; beyond this, idle ones are forgotten.
+pub const SYNC_LIMIT_PEERS_MAX: usize = 1024;
 
 pub const SYNC_PROTOCOL: &str = "/plaza/sync/1";
 
@@ -161,6 +167,39 @@ impl Decode for SyncResponse {
     }
 }
 
+/// A per-peer token bucket for sync requests: a member that floods the node with requests
+/// gets only its tip back (no blocks read or sent) once its budget is spent, so one peer
+/// cannot keep the node's store and bandwidth busy.
+pub struct SyncLimiter<P> {
+    buckets: std::collections::HashMap<P, (f64, std::time::Instant)>,
+    per_s: f64,
+    burst: f64,
+}
+
+impl<P: std::hash::Hash + Eq + Clone> SyncLimiter<P> {
+    pub fn new(per_s: u32, burst: u32) -> SyncLimiter<P> {
+        SyncLimiter { buckets: std::collections::HashMap::new(), per_s: f64::from(per_s), burst: f64::from(burst.max(1)) }
+    }
+
+    /// Whether `peer` may make one more request at `now` (and spends it if so).
+    pub fn allow(&mut self, peer: &P, now: std::time::Instant) -> bool {
+        if self.buckets.len() >= SYNC_LIMIT_PEERS_MAX && !self.buckets.contains_key(peer) {
+            let (per_s, burst) = (self.per_s, self.burst);
+            self.buckets.retain(|_, (tokens, at)| *tokens + now.saturating_duration_since(*at).as_secs_f64() * per_s < burst);
+        }
+        let burst = self.burst;
+        let (tokens, at) = self.buckets.entry(peer.clone()).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.per_s).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Length-prefixed canonical encodings over a libp2p stream.
 #[derive(Clone, Copy, Default)]
 pub struct SyncCodec;
@@ -220,5 +259,38 @@ impl request_response::Codec for SyncCodec {
         T: libp2p::futures::AsyncWrite + Unpin + Send,
     {
         write_frame(io, &res.to_bytes()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_flooding_peer_is_limited_and_others_are_not() {
+        let mut limiter = SyncLimiter::new(10, 20);
+        let start = Instant::now();
+        let allowed = (0..1000).filter(|_| limiter.allow(&1u32, start)).count();
+        assert_eq!(allowed, 20, "a burst is allowed, then nothing in the same instant");
+        assert!(limiter.allow(&2u32, start), "another peer has its own budget");
+        let later = start + Duration::from_millis(500);
+        let refilled = (0..1000).filter(|_| limiter.allow(&1u32, later)).count();
+        assert_eq!(refilled, 5, "half a second refills five requests");
+        let idle = later + Duration::from_secs(60);
+        assert_eq!((0..1000).filter(|_| limiter.allow(&1u32, idle)).count(), 20, "the budget never exceeds the burst");
+    }
+
+    #[test]
+    fn the_limiter_forgets_idle_peers_beyond_its_bound() {
+        let mut limiter = SyncLimiter::new(10, 20);
+        let start = Instant::now();
+        for peer in 0..SYNC_LIMIT_PEERS_MAX as u32 {
+            assert!(limiter.allow(&peer, start));
+        }
+        let later = start + Duration::from_secs(10);
+        assert!(limiter.allow(&u32::MAX, later));
+        assert!(limiter.buckets.len() <= 2, "idle peers are forgotten: {}", limiter.buckets.len());
     }
 }
