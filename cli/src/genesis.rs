@@ -57,6 +57,7 @@ fn describe(genesis: &Genesis, json: bool) {
             "time_ms": genesis.time_ms,
             "members": members,
             "validators": validators,
+            "promoters": genesis.promoters.iter().map(|p| serde_json::json!({"id": p.id.as_str(), "name": p.name, "upstream": p.upstream.as_ref().map(|u| u.as_str())})).collect::<Vec<_>>(),
         }));
     } else {
         println!("alliance   {}", genesis.name);
@@ -66,6 +67,13 @@ fn describe(genesis: &Genesis, json: bool) {
         for m in &genesis.members {
             let role = if genesis.validators.contains(&m.key) { "validator" } else { "member" };
             println!("  {:<28} {:<12} {:<10} {}", m.name, m.category, role, m.key);
+        }
+        if !genesis.promoters.is_empty() {
+            println!("promoters  {}", genesis.promoters.len());
+            for p in &genesis.promoters {
+                let upstream = p.upstream.as_ref().map(|u| format!("upstream {u}")).unwrap_or_default();
+                println!("  {:<28} {:<16} {}", p.name, p.id, upstream);
+            }
         }
     }
 }

@@ -101,7 +101,8 @@ pub enum SubmitKind {
         order: String,
         #[arg(long)]
         gross: String,
-        /// Commission base (defaults to gross).
+        /// Commission base. Defaults to the largest the rules allow: the gross less other
+        /// merchants' issuer-funded coupons and other merchants' points redeemed (asked of the node).
         #[arg(long)]
         base: Option<String>,
         #[arg(long)]
@@ -131,7 +132,7 @@ pub enum SubmitKind {
         card: Option<String>,
     },
     /// A referral (S1, S2): the code's secret is hashed here, only the hash is recorded.
-    #[command(after_help = "Example: plaza submit --home ./market refer --code REF-0001 --promoter kol-lily --valid-at category:fitness")]
+    #[command(after_help = "Examples:\n  plaza submit --home ./market refer --code REF-0001 --promoter kol-lily --valid-at category:fitness\n  plaza submit --home ./market refer --code REF-0002 --expires-at 2026-12-31T23:59:59+08:00")]
     Refer {
         #[arg(long)]
         code: String,
@@ -144,8 +145,12 @@ pub enum SubmitKind {
         /// `merchant:<key>` or `category:<code>`; repeat for several.
         #[arg(long = "valid-at")]
         valid_at: Vec<String>,
-        #[arg(long, default_value_t = 720)]
+        /// Expiry relative to the node's clock.
+        #[arg(long, default_value_t = 720, conflicts_with = "expires_at")]
         expires_in_hours: u64,
+        /// Absolute expiry: `2026-12-31T23:59:59+08:00` or Unix milliseconds.
+        #[arg(long)]
+        expires_at: Option<String>,
         #[arg(long)]
         multi_use: bool,
     },
@@ -170,8 +175,12 @@ pub enum SubmitKind {
         /// issuer or redeemer.
         #[arg(long, default_value = "issuer")]
         funding: String,
-        #[arg(long, default_value_t = 720)]
+        /// Expiry relative to the node's clock.
+        #[arg(long, default_value_t = 720, conflicts_with = "expires_at")]
         expires_in_hours: u64,
+        /// Absolute expiry: `2026-12-31T23:59:59+08:00` or Unix milliseconds.
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// Undo a coupon redemption within the revocation window (S6).
     #[command(after_help = "Example: plaza submit --home ./cinema revoke-redemption --order C-9 --code CPN-0001")]
@@ -249,6 +258,12 @@ fn code_hash(secret: &str) -> Result<String, CliError> {
 
 fn payload_for(kind: SubmitKind, now_ms: u64) -> Result<Value, CliError> {
     let hours = |h: u64| now_ms.saturating_add(h.saturating_mul(3_600_000));
+    let expiry = |at: Option<String>, h: u64| -> Result<u64, CliError> {
+        match at {
+            Some(text) => plaza_ledger::genesis::parse_time_ms(&text).map_err(|e| CliError::new(format!("--expires-at: {e}"))),
+            None => Ok(hours(h)),
+        }
+    };
     Ok(match kind {
         SubmitKind::Sale { order, gross, base, card, referral_code, coupons, points } => json!({
             "kind": "sale", "order": order, "gross": gross, "base": base, "card": card,
@@ -256,11 +271,11 @@ fn payload_for(kind: SubmitKind, now_ms: u64) -> Result<Value, CliError> {
         }),
         SubmitKind::Refund { order, refund_id, amount } => json!({"kind": "refund", "order": order, "refund_id": refund_id, "amount": amount}),
         SubmitKind::IssueCard { card } => json!({"kind": "issue_card", "card": card.unwrap_or_else(random_card)}),
-        SubmitKind::Refer { code, card, promoter, upstream, valid_at, expires_in_hours, multi_use } => json!({
+        SubmitKind::Refer { code, card, promoter, upstream, valid_at, expires_in_hours, expires_at, multi_use } => json!({
             "kind": "refer", "code": code, "card": card, "promoter": promoter, "upstream": upstream,
-            "valid_at": valid_at, "expires_at_ms": hours(expires_in_hours), "multi_use": multi_use,
+            "valid_at": valid_at, "expires_at_ms": expiry(expires_at, expires_in_hours)?, "multi_use": multi_use,
         }),
-        SubmitKind::IssueCoupons { batch, codes, fixed, percent_bps, min_spend, redeemable_at, funding, expires_in_hours } => {
+        SubmitKind::IssueCoupons { batch, codes, fixed, percent_bps, min_spend, redeemable_at, funding, expires_in_hours, expires_at } => {
             let value = match (fixed, percent_bps) {
                 (Some(f), None) => json!({"fixed": f}),
                 (None, Some(p)) => json!({"percent_bps": p}),
@@ -268,7 +283,7 @@ fn payload_for(kind: SubmitKind, now_ms: u64) -> Result<Value, CliError> {
             };
             json!({
                 "kind": "issue_coupons", "batch": batch, "codes": codes, "value": value, "min_spend": min_spend,
-                "redeemable_at": redeemable_at, "funding": funding, "expires_at_ms": hours(expires_in_hours),
+                "redeemable_at": redeemable_at, "funding": funding, "expires_at_ms": expiry(expires_at, expires_in_hours)?,
             })
         }
         SubmitKind::RevokeRedemption { order, code } => json!({"kind": "revoke_redemption", "order": order, "code_hash": code_hash(&code)?}),
@@ -294,6 +309,27 @@ fn payload_for(kind: SubmitKind, now_ms: u64) -> Result<Value, CliError> {
         }
         SubmitKind::Raw { payload } => serde_json::from_str(&payload).map_err(ctx("the payload is not JSON"))?,
     })
+}
+
+/// A client-signed sale without `--base`: the base is the largest the rules allow, which the
+/// node computes from the coupons and points (`POST /v1/sales/base`; only code hashes are sent).
+/// A node-signed sale needs nothing: the node fills it in.
+fn with_default_base(client: &Client, mut payload: Value, seller: &plaza_ledger::PublicKey, now_ms: u64) -> Result<Value, CliError> {
+    if payload.get("kind").and_then(Value::as_str) != Some("sale") || !payload.get("base").is_none_or(Value::is_null) {
+        return Ok(payload);
+    }
+    let mut hashes = Vec::new();
+    for code in payload.get("coupon_codes").and_then(Value::as_array).into_iter().flatten() {
+        hashes.push(code_hash(code.as_str().unwrap_or_default())?);
+    }
+    let question = json!({
+        "seller": seller.to_hex(), "gross": payload["gross"], "card": payload["card"],
+        "coupon_code_hashes": hashes, "points_redeemed": payload["points_redeemed"], "at_ms": now_ms,
+    });
+    let answer = client.post("/v1/sales/base", &question).map_err(CliError::new)?.ok_json().map_err(ctx("the sale's commission base"))?;
+    let base = answer.get("base").and_then(Value::as_str).ok_or_else(|| CliError::new("the node did not say the sale's base"))?;
+    payload["base"] = json!(base);
+    Ok(payload)
 }
 
 /// Signs a JSON payload with `keypair` for the alliance, dated `now_ms`.
@@ -329,6 +365,7 @@ pub fn submit(args: SubmitArgs) -> CliResult {
     let body = match &args.key {
         Some(path) => {
             let keypair = Keypair::load(path).map_err(ctx(format!("{}", path.display())))?;
+            let payload = with_default_base(&client, payload, &keypair.public(), now_ms)?;
             let record = sign_payload(&payload, &keypair, alliance, now_ms)?;
             json!({"record": hex::encode(plaza_ledger::codec::Encode::to_bytes(&record))})
         }

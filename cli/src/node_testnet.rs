@@ -185,6 +185,7 @@ impl LocalTestnet {
             members,
             validators,
             policy,
+            promoters: Vec::new(),
         };
         genesis.validate().map_err(ctx("genesis"))?;
         let genesis_path = dir.join("genesis.bin");

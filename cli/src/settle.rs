@@ -9,7 +9,7 @@ use plaza_ledger::audit::export::FRAME_BYTES_MAX;
 use plaza_ledger::codec::Decode;
 use plaza_ledger::contract::statement::cents;
 use plaza_ledger::contract::{settle_offline, Statement};
-use plaza_ledger::record::Record;
+use plaza_ledger::record::{Party, Record};
 use plaza_ledger::store::Store;
 
 use crate::output::{ctx, print_json, CliError, CliResult};
@@ -93,7 +93,8 @@ fn render(s: &Statement) -> String {
         let _ = writeln!(out, "  {} pays {} {}", short(&t.payer.to_string()), short(&t.payee.to_string()), cents(t.amount as i128));
     }
     for t in &s.rolled_over {
-        let _ = writeln!(out, "  rolled over: {} owes {} {}", short(&t.payer.to_string()), short(&t.payee.to_string()), cents(t.amount as i128));
+        let why = if matches!(t.payer, Party::Promoter(_)) { "carried (promoter's debt)" } else { "rolled over" };
+        let _ = writeln!(out, "  {why}: {} owes {} {}", short(&t.payer.to_string()), short(&t.payee.to_string()), cents(t.amount as i128));
     }
     out
 }
@@ -119,6 +120,6 @@ fn statement_json(s: &Statement) -> Value {
         "nets": s.nets.iter().map(|(p, n)| json!({"party": p.to_string(), "net": cents(*n)})).collect::<Vec<_>>(),
         "bilateral": s.bilateral.iter().map(|b| json!({"a": b.a.to_string(), "b": b.b.to_string(), "net": cents(b.net)})).collect::<Vec<_>>(),
         "transfers": s.transfers.iter().map(|t| json!({"payer": t.payer.to_string(), "payee": t.payee.to_string(), "amount": cents(t.amount as i128)})).collect::<Vec<_>>(),
-        "rolled_over": s.rolled_over.iter().map(|t| json!({"payer": t.payer.to_string(), "payee": t.payee.to_string(), "amount": cents(t.amount as i128)})).collect::<Vec<_>>(),
+        "rolled_over": s.rolled_over.iter().map(|t| json!({"payer": t.payer.to_string(), "payee": t.payee.to_string(), "amount": cents(t.amount as i128), "reason": if matches!(t.payer, Party::Promoter(_)) { "promoter-debt" } else { "below-min-payout" }})).collect::<Vec<_>>(),
     })
 }

@@ -136,3 +136,28 @@ fn every_command_has_help_with_an_example() {
         assert!(out.contains("Example: plaza"), "{cmd:?} --help shows an example:\n{out}");
     }
 }
+
+/// docs/genesis.example.toml names the command that prints it, and with real keys filled in it
+/// is a valid genesis whose promoters are registered from the start (issue 18).
+#[test]
+fn the_example_genesis_with_real_keys_registers_its_promoters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = ok(&plaza(&["genesis", "example"], dir.path()));
+    assert!(example.contains("`plaza genesis example` prints this file"), "the example names the command that prints it");
+    assert!(!example.contains("--example"), "no pointer to a command that does not exist");
+    let mut text = example;
+    for (i, placeholder) in ["<hex public key>", "<hex network key>", "<hex public key>"].iter().enumerate() {
+        let key = new_key(dir.path(), &format!("k{i}.key"));
+        text = text.replacen(placeholder, &key, 1);
+    }
+    std::fs::write(dir.path().join("alliance.toml"), &text).expect("write");
+    ok(&plaza(&["genesis", "new", "alliance.toml", "-o", "genesis.bin"], dir.path()));
+    let shown: serde_json::Value = serde_json::from_str(&ok(&plaza(&["genesis", "show", "genesis.bin", "--json"], dir.path()))).expect("json");
+    assert_eq!(shown["promoters"], serde_json::json!([
+        {"id": "kol-lily", "name": "Lily", "upstream": null},
+        {"id": "kol-max", "name": "Max", "upstream": "kol-lily"},
+    ]));
+    // An upstream that is not a promoter of the genesis is a clear error.
+    std::fs::write(dir.path().join("bad.toml"), text.replace("upstream = \"kol-lily\"", "upstream = \"kol-nobody\"")).expect("write");
+    fails_with(&plaza(&["genesis", "new", "bad.toml", "-o", "bad.bin"], dir.path()), "upstream kol-nobody is not a promoter of the genesis");
+}

@@ -99,6 +99,7 @@ fn world() -> World {
         members,
         validators: ValidatorSet::new(vec![v]).expect("set"),
         policy,
+        promoters: Vec::new(),
     };
     genesis.validate().expect("bench genesis");
     World { genesis, keys }

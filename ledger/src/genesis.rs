@@ -12,7 +12,7 @@ use crate::hash::Hash;
 use crate::keys::PublicKey;
 use crate::money::{Amount, Bps};
 use crate::policy::Policy;
-use crate::record::{check_code, MerchantProfile, NAME_MAX};
+use crate::record::{check_code, check_name, MerchantProfile, PromoterId, NAME_MAX};
 
 pub const GENESIS_BYTES_MAX: usize = 1024 * 1024;
 pub const GENESIS_LIST_MAX: usize = 1024;
@@ -62,6 +62,28 @@ pub struct Genesis {
     pub members: Vec<MerchantProfile>,
     pub validators: ValidatorSet,
     pub policy: Policy,
+    /// S2: promoters registered from the start, sorted by id; an upstream is one of them.
+    pub promoters: Vec<GenesisPromoter>,
+}
+
+/// A promoter registered by the genesis (as if by a passed `RegisterPromoter` vote).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesisPromoter {
+    pub id: PromoterId,
+    pub name: String,
+    pub upstream: Option<PromoterId>,
+}
+impl Encode for GenesisPromoter {
+    fn encode(&self, w: &mut Writer) {
+        self.id.encode(w);
+        w.str(&self.name);
+        w.option(&self.upstream);
+    }
+}
+impl Decode for GenesisPromoter {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(GenesisPromoter { id: PromoterId::decode(r)?, name: r.string("promoter name", NAME_MAX)?, upstream: r.option("upstream promoter")? })
+    }
 }
 
 impl Genesis {
@@ -125,6 +147,26 @@ impl Genesis {
                 return Err(err(format!("validator {}: network key differs from the member's", member.name)));
             }
         }
+        if self.promoters.len() > GENESIS_LIST_MAX {
+            return Err(err(format!("at most {GENESIS_LIST_MAX} promoters")));
+        }
+        if self.promoters.windows(2).any(|w| w[0].id >= w[1].id) {
+            return Err(err("promoters must be sorted by id and distinct"));
+        }
+        let find = |id: &PromoterId| self.promoters.binary_search_by(|p| p.id.cmp(id)).ok().map(|i| &self.promoters[i]);
+        for p in &self.promoters {
+            check_name("promoter name", &p.name).map_err(|e| err(format!("promoter {}: {e}", p.id)))?;
+            // An upstream is a promoter of the genesis, and following upstreams never comes back
+            // (as with votes, where an upstream must be registered first).
+            let mut at = p;
+            for _ in 0..=self.promoters.len() {
+                let Some(up) = &at.upstream else { break };
+                if *up == p.id {
+                    return Err(err(format!("promoter {}: its upstream chain comes back to it", p.id)));
+                }
+                at = find(up).ok_or_else(|| err(format!("promoter {}: upstream {up} is not a promoter of the genesis", at.id)))?;
+            }
+        }
         self.policy.validate().map_err(|e| err(format!("policy: {e}")))?;
         if self.policy.version != 1 {
             return Err(err("the genesis policy has version 1"));
@@ -156,6 +198,11 @@ impl Encode for Genesis {
         w.seq(&self.members);
         self.validators.encode(w);
         self.policy.encode(w);
+        // Present only when the genesis registers promoters, so a genesis without them keeps
+        // the bytes (and alliance id) it had before promoters could be listed (docs/FORMAT.md).
+        if !self.promoters.is_empty() {
+            w.seq(&self.promoters);
+        }
     }
 }
 impl Decode for Genesis {
@@ -170,7 +217,15 @@ impl Decode for Genesis {
             members: r.seq("members", GENESIS_LIST_MAX)?,
             validators: ValidatorSet::decode(r)?,
             policy: Policy::decode(r)?,
+            promoters: Vec::new(),
         };
+        let mut genesis = genesis;
+        if r.remaining() > 0 {
+            genesis.promoters = r.seq("promoters", GENESIS_LIST_MAX)?;
+            if genesis.promoters.is_empty() {
+                return Err(DecodeError::invalid("genesis", "an empty promoter list is not encoded"));
+            }
+        }
         genesis.validate().map_err(|e| DecodeError::invalid("genesis", e.0))?;
         Ok(genesis)
     }
@@ -187,6 +242,16 @@ struct GenesisFile {
     members: Vec<MemberEntry>,
     #[serde(default)]
     policy: PolicyEntry,
+    #[serde(default)]
+    promoters: Vec<PromoterEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoterEntry {
+    id: String,
+    name: String,
+    upstream: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -297,6 +362,18 @@ fn datetime_to_unix_ms(dt: &toml::value::Datetime) -> Result<u64, String> {
     u64::try_from(ms).map_err(|_| "genesis_time must be after 1970".to_string())
 }
 
+/// An absolute time as the CLI accepts it: RFC 3339 with an offset
+/// (`2026-12-31T23:59:59+08:00`) or Unix milliseconds.
+pub fn parse_time_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().map_err(|_| format!("{t:?} is too large for Unix milliseconds"));
+    }
+    let dt: toml::value::Datetime =
+        t.parse().map_err(|_| format!("{t:?} is neither Unix milliseconds nor a time like 2026-12-31T23:59:59+08:00"))?;
+    datetime_to_unix_ms(&dt).map_err(|e| e.replace("genesis_time", "the time"))
+}
+
 impl GenesisFile {
     fn into_genesis(self) -> Result<Genesis, GenesisError> {
         let time_ms = datetime_to_unix_ms(&self.alliance.genesis_time).map_err(err)?;
@@ -376,6 +453,20 @@ impl GenesisFile {
         }
         policy.card_sales_per_hour_max = p.card_sales_per_hour_max.unwrap_or(policy.card_sales_per_hour_max);
 
+        let mut promoters = Vec::with_capacity(self.promoters.len());
+        for p in self.promoters {
+            let id = PromoterId::new(&p.id).map_err(|e| err(format!("promoter {:?}: {e}", p.id)))?;
+            let upstream = match &p.upstream {
+                Some(u) => Some(PromoterId::new(u).map_err(|e| err(format!("promoter {:?}: upstream: {e}", p.id)))?),
+                None => None,
+            };
+            promoters.push(GenesisPromoter { id, name: p.name, upstream });
+        }
+        promoters.sort_by(|a, b| a.id.cmp(&b.id));
+        if let Some(w) = promoters.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(err(format!("promoter {} is listed twice", w[0].id)));
+        }
+
         let genesis = Genesis {
             name: self.alliance.name,
             currency: self.alliance.currency,
@@ -386,6 +477,7 @@ impl GenesisFile {
             members,
             validators,
             policy,
+            promoters,
         };
         genesis.validate()?;
         Ok(genesis)
@@ -403,6 +495,16 @@ mod tests {
         let dt: toml::value::Datetime = "2026-11-23T00:00:00+08:00".parse().expect("datetime");
         // 2026-11-22T16:00:00Z
         assert_eq!(datetime_to_unix_ms(&dt), Ok(1_763_827_200_000 + 365 * 86_400_000));
+    }
+
+    #[test]
+    fn absolute_times_are_rfc3339_with_an_offset_or_unix_ms() {
+        assert_eq!(parse_time_ms("2026-11-23T00:00:00+08:00"), Ok(1_763_827_200_000 + 365 * 86_400_000));
+        assert_eq!(parse_time_ms("2026-11-22T16:00:00Z"), Ok(1_763_827_200_000 + 365 * 86_400_000));
+        assert_eq!(parse_time_ms(" 1795363200000 "), Ok(1_795_363_200_000));
+        assert!(parse_time_ms("2026-11-23").unwrap_err().contains("offset"));
+        assert!(parse_time_ms("tomorrow").unwrap_err().contains("neither"));
+        assert!(parse_time_ms("99999999999999999999999").is_err());
     }
 
     #[test]

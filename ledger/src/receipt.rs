@@ -96,6 +96,7 @@ codes! {
     DuplicateRefund = 54, "duplicate-refund", "S8: this refund id was already used for the order.";
     OverRefund = 55, "over-refund", "S8: cumulative refunds would exceed the sale's gross.";
     AmountOverflow = 56, "amount-overflow", "A computed amount or points count would exceed the maximum.";
+    BaseIncludesPoints = 57, "base-includes-points", "S7: the commission base exceeds gross less the value funded by others: their issuer-funded coupons and the points of other merchants redeemed.";
     // Agreements.
     DuplicateAgreement = 60, "duplicate-agreement", "S9: this merchant already proposed an agreement with this id.";
     UnknownAgreement = 61, "unknown-agreement", "S9: the accepted agreement does not exist.";

@@ -287,6 +287,7 @@ fn wide_genesis() -> Genesis {
         members,
         validators: ValidatorSet::new(validators).expect("validators"),
         policy: test_policy(),
+        promoters: Vec::new(),
     };
     g.validate().expect("wide genesis is valid");
     g

@@ -234,9 +234,11 @@ fn s7_points_earn_hold_fifo_redeem_elsewhere_and_breakage() {
     sim.advance(DAY_MS);
     let view = sim.state.card(&card(5), sim.now).unwrap();
     assert_eq!((view.points, view.spendable), (150, 150));
-    // 120 at gym: the hotpot lot expires first, so 100 from hotpot, then 20 from mart.
-    assert_eq!(sim.sale("gym", "g-2", "10.00", "10.00").card(card(5)).points(120).submit(&mut sim), Code::Accepted);
-    assert_eq!(sim.sale("gym", "g-3", "10.00", "10.00").card(card(5)).points(41).submit(&mut sim), Code::PointsOverdrawn);
+    // 120 at gym: the hotpot lot expires first, so 100 from hotpot, then 20 from mart. Their
+    // issuers pay for them (1.20), so the base is at most 10.00 − 1.20 (decision 7).
+    assert_eq!(sim.sale("gym", "g-2", "10.00", "10.00").card(card(5)).points(120).submit(&mut sim), Code::BaseIncludesPoints);
+    assert_eq!(sim.sale("gym", "g-2", "10.00", "8.80").card(card(5)).points(120).submit(&mut sim), Code::Accepted);
+    assert_eq!(sim.sale("gym", "g-3", "10.00", "8.80").card(card(5)).points(41).submit(&mut sim), Code::PointsOverdrawn);
     let s = sim.close_after(8);
     assert_eq!(line(&s, &m("hotpot"), &m("gym"), LineKind::PointsClearing), cents("1.00"));
     assert_eq!(line(&s, &m("mart"), &m("gym"), LineKind::PointsClearing), cents("0.20"));
@@ -253,16 +255,17 @@ fn s8_refund_before_lock_is_pro_rata_and_spent_points_go_negative() {
     assert_eq!(sim.sale("hotpot", "o-1", "200.00", "200.00").card(card(6)).referral("gym-ref-0001").submit(&mut sim), Code::Accepted);
     sim.advance(DAY_MS + 1);
     // Spend 180 of the 200 points at mart.
-    assert_eq!(sim.sale("mart", "m-1", "10.00", "10.00").card(card(6)).points(180).submit(&mut sim), Code::Accepted);
+    assert_eq!(sim.sale("mart", "m-1", "10.00", "8.20").card(card(6)).points(180).submit(&mut sim), Code::Accepted);
     // Refund 50.00 of 200.00 (25%): referral 10.00 → 7.50, home 4.00 → 3.00; 50 points cancelled: 20 left, 30 short.
     assert_eq!(sim.submit("hotpot", refund("o-1", "r-1", "50.00")), Code::Accepted);
     assert_eq!(sim.submit("hotpot", refund("o-1", "r-1", "1.00")), Code::DuplicateRefund);
     assert_eq!(sim.submit("hotpot", refund("o-1", "r-2", "150.01")), Code::OverRefund);
     assert_eq!(sim.submit("hotpot", refund("o-9", "r-1", "1.00")), Code::UnknownOrder);
     let view = sim.state.card(&card(6), sim.now).unwrap();
-    // mart's 10.00 sale earned 10 points (held), hotpot's lot was spent down to 20, then cancelled.
+    // mart's sale (base 8.20: hotpot pays for the 1.80 of points) earned 8 points (held),
+    // hotpot's lot was spent down to 20, then cancelled.
     assert_eq!(view.debt, 30);
-    assert_eq!(sim.state.points_balance(&card(6), sim.now), Some(10 - 30));
+    assert_eq!(sim.state.points_balance(&card(6), sim.now), Some(8 - 30));
     let s = sim.close_after(8);
     assert_eq!(line(&s, &m("hotpot"), &m("gym"), LineKind::Referral), cents("7.50"));
     assert_eq!(line(&s, &m("hotpot"), &m("school"), LineKind::HomeShare), cents("3.00"));
@@ -568,3 +571,188 @@ fn sim_sale() -> Payload {
 }
 
 use plaza_ledger::Hash;
+
+/// Decision 17 (issue 18): a promoter is never billed. A refund after lock claws its commission
+/// back; its negative net is carried into the next statement (as a rollover line to the merchant
+/// it owes) and netted against its later commissions; it is paid again only once positive.
+/// Every transfer of every plan has a merchant payer, so its payee can confirm it.
+#[test]
+fn s2_promoter_debt_is_carried_forward_and_netted_against_future_commissions() {
+    let mut sim = Sim::new();
+    register_promoters(&mut sim);
+    let plans_have_merchant_payers = |s: &plaza_ledger::contract::Statement| {
+        assert!(s.transfers.iter().all(|t| matches!(t.payer, Party::Merchant(_))), "a promoter never pays: {:?}", s.transfers);
+    };
+    // Statement 1: hotpot's 200.00 sale with gym's code for kol-a → gym 10.00, kol-a 6.00, kol-lead 2.00.
+    assert_eq!(sim.refer("gym", "kol-a-code-1", None, Some("kol-a"), vec![], 7), Code::Accepted);
+    assert_eq!(sim.sale("hotpot", "o-1", "200.00", "200.00").referral("kol-a-code-1").submit(&mut sim), Code::Accepted);
+    let first = sim.close_after(8);
+    assert_eq!(line(&first, &m("hotpot"), &promoter("kol-a"), LineKind::Promoter), cents("6.00"));
+    plans_have_merchant_payers(&first);
+
+    // Full refund after lock: clawbacks kol-a → hotpot 6.00, kol-lead → hotpot 2.00, gym → hotpot 10.00.
+    assert_eq!(sim.submit("hotpot", refund("o-1", "r-1", "200.00")), Code::Accepted);
+    let second = sim.close_after(1);
+    assert_eq!(line(&second, &promoter("kol-a"), &m("hotpot"), LineKind::Clawback), cents("6.00"));
+    assert_eq!(second.net_of(&promoter("kol-a")), -600);
+    // Gym pays its 10.00; the promoters pay nothing: their debts are carried.
+    let pays = |s: &plaza_ledger::contract::Statement| -> Vec<(Party, Party, u128)> {
+        s.transfers.iter().map(|t| (t.payer.clone(), t.payee.clone(), t.amount)).collect()
+    };
+    assert_eq!(pays(&second), vec![(m("gym"), m("hotpot"), 1000)]);
+    let carried: Vec<(Party, Party, u128)> = second.rolled_over.iter().map(|t| (t.payer.clone(), t.payee.clone(), t.amount)).collect();
+    assert_eq!(carried, vec![(promoter("kol-a"), m("hotpot"), 600), (promoter("kol-lead"), m("hotpot"), 200)]);
+    plans_have_merchant_payers(&second);
+    assert_eq!(sim.state.balance(&promoter("kol-a")).carried_payable, 600);
+    assert_eq!(sim.state.balance(&m("hotpot")).carried_receivable, 800);
+    assert!(second.render().contains("carried (a promoter's debt"), "{}", second.render());
+    // The receiver confirms the only transfer there is.
+    let period = second.period;
+    assert_eq!(sim.submit("hotpot", Payload::ConfirmPayment { period, payer: pk("gym"), amount: amt("10.00") }), Code::Accepted);
+
+    // Statement 3: mart sells 100.00 with a new kol-a code → kol-a 3.00, kol-lead 1.00, gym 5.00.
+    // kol-a: 3.00 − 6.00 carried = −3.00, still carried; kol-lead −1.00; nothing to either.
+    assert_eq!(sim.refer("gym", "kol-a-code-2", None, Some("kol-a"), vec![], 7), Code::Accepted);
+    assert_eq!(sim.sale("mart", "m-1", "100.00", "100.00").referral("kol-a-code-2").submit(&mut sim), Code::Accepted);
+    let third = sim.close_after(8);
+    assert_eq!(line(&third, &promoter("kol-a"), &m("hotpot"), LineKind::Rollover), cents("6.00"));
+    assert_eq!(line(&third, &m("mart"), &promoter("kol-a"), LineKind::Promoter), cents("3.00"));
+    assert_eq!(third.net_of(&promoter("kol-a")), -300);
+    assert_eq!(third.net_of(&promoter("kol-lead")), -100);
+    assert!(third.transfers.iter().all(|t| !matches!(t.payee, Party::Promoter(_))), "nothing is paid to a promoter in debt");
+    let mut plan = pays(&third);
+    plan.sort();
+    let mut expected = vec![(m("mart"), m("gym"), 500), (m("mart"), m("hotpot"), 400)];
+    expected.sort();
+    assert_eq!(plan, expected, "hotpot receives the 4.00 the promoters earned towards their debts");
+    plans_have_merchant_payers(&third);
+
+    // Statement 4: mart sells 300.00 with a third code → kol-a 9.00 − 3.00 = +6.00, kol-lead
+    // 3.00 − 1.00 = +2.00: positive again, so paid; hotpot gets the rest of its 8.00.
+    assert_eq!(sim.refer("gym", "kol-a-code-3", None, Some("kol-a"), vec![], 7), Code::Accepted);
+    assert_eq!(sim.sale("mart", "m-2", "300.00", "300.00").referral("kol-a-code-3").submit(&mut sim), Code::Accepted);
+    let fourth = sim.close_after(8);
+    let mut plan = pays(&fourth);
+    plan.sort();
+    let mut expected = vec![(m("mart"), m("gym"), 1500), (m("mart"), promoter("kol-a"), 600), (m("mart"), m("hotpot"), 400), (m("mart"), promoter("kol-lead"), 200)];
+    expected.sort();
+    assert_eq!(plan, expected);
+    assert!(fourth.rolled_over.is_empty(), "the debts are settled");
+    assert_eq!(sim.state.balance(&promoter("kol-a")).carried_payable, 0);
+    plans_have_merchant_payers(&fourth);
+    // Every transfer is confirmable: by its merchant payee, or (promoters sign nothing) a witness.
+    let period = fourth.period;
+    assert_eq!(sim.submit("hotpot", Payload::ConfirmPayment { period, payer: pk("mart"), amount: amt("4.00") }), Code::Accepted);
+    assert_eq!(sim.submit("gym", Payload::ConfirmPayment { period, payer: pk("mart"), amount: amt("15.00") }), Code::Accepted);
+    assert_eq!(sim.submit("school", Payload::ConfirmPayment { period, payer: pk("mart"), amount: amt("6.00") }), Code::Accepted);
+    assert_eq!(sim.state.balance(&promoter("kol-a")).paid, cents("6.00"));
+}
+
+/// Decision 7 (issue 18): points of other merchants redeemed are paid for by their issuers, so
+/// the base excludes them, as it excludes coupons funded by others; the seller's own points do
+/// not reduce it. `State::sale_base_limit` gives the largest base the rules allow.
+#[test]
+fn s7_points_of_other_merchants_are_excluded_from_the_base() {
+    let mut sim = Sim::new();
+    issue_card(&mut sim, "school", card(9));
+    assert_eq!(sim.sale("hotpot", "o-1", "200.00", "200.00").card(card(9)).submit(&mut sim), Code::Accepted); // 200 points of hotpot
+    sim.advance(DAY_MS + 1);
+    // A 100.00 sale at gym paid partly with 2.00 of hotpot's points: the base is at most 98.00.
+    let limit = sim.state.sale_base_limit(&pk("gym"), sim.now, amt("100.00"), Some(&card(9)), &[], 200).expect("a valid sale");
+    assert_eq!((limit.base, limit.points_funded_by_others, limit.coupons_funded_by_others), (amt("98.00"), amt("2.00"), amt("0.00")));
+    assert_eq!(sim.sale("gym", "g-1", "100.00", "100.00").card(card(9)).points(200).submit(&mut sim), Code::BaseIncludesPoints);
+    assert_eq!(sim.state.card(&card(9), sim.now).unwrap().spendable, 200, "a rejected sale changes nothing");
+    assert_eq!(sim.sale("gym", "g-1", "100.00", "98.01").card(card(9)).points(200).submit(&mut sim), Code::BaseIncludesPoints);
+    assert_eq!(sim.sale("gym", "g-1", "100.00", "98.00").card(card(9)).points(200).submit(&mut sim), Code::Accepted);
+    sim.advance(DAY_MS + 1);
+    // The seller's own points (gym's 98 from that sale) are its own discount: base = gross is allowed.
+    let own = sim.state.sale_base_limit(&pk("gym"), sim.now, amt("50.00"), Some(&card(9)), &[], 50).expect("valid");
+    assert_eq!((own.base, own.points_funded_by_others), (amt("50.00"), amt("0.00")));
+    assert_eq!(sim.sale("gym", "g-2", "50.00", "50.00").card(card(9)).points(50).submit(&mut sim), Code::Accepted);
+    // Coupons and points together: mart's issuer-funded 10.00 coupon and 48 of gym's points at hotpot.
+    let coupons = Payload::IssueCoupons {
+        batch: "mart-10".into(),
+        code_hashes: vec![secret("mart-coupon-1").hash()],
+        value: CouponValue::Fixed(amt("10.00")),
+        min_spend: Amount::ZERO,
+        redeemable_at: vec![],
+        funding: Funding::Issuer,
+        expires_at_ms: sim.now + 7 * DAY_MS,
+    };
+    assert_eq!(sim.submit("mart", coupons), Code::Accepted);
+    let both = sim.state.sale_base_limit(&pk("hotpot"), sim.now, amt("100.00"), Some(&card(9)), &[secret("mart-coupon-1").hash()], 48).expect("valid");
+    assert_eq!((both.base, both.coupons_funded_by_others, both.points_funded_by_others), (amt("89.52"), amt("10.00"), amt("0.48")));
+    let sale = |base: &str| sim_sale_with_coupon(base);
+    assert_eq!(sale("90.01").submit(&mut sim), Code::BaseTooHigh, "over the coupon limit: 47 as before");
+    assert_eq!(sale("90.00").submit(&mut sim), Code::BaseIncludesPoints, "within the coupon limit, over the points one");
+    assert_eq!(sale("89.52").submit(&mut sim), Code::Accepted);
+    let s = sim.close_after(8);
+    assert_eq!(line(&s, &m("hotpot"), &m("gym"), LineKind::PointsClearing), cents("2.00"));
+    assert_eq!(line(&s, &m("gym"), &m("school"), LineKind::HomeShare), cents("1.96") + cents("1.00"), "2% of 98.00 and of 50.00");
+    assert_eq!(line(&s, &m("gym"), &m("hotpot"), LineKind::PointsClearing), cents("0.48"));
+    assert_eq!(line(&s, &m("hotpot"), &m("school"), LineKind::HomeShare), cents("4.00") + cents("1.79"), "2% of 200.00 and of 89.52");
+    // Unknown coupons or overdrawn points: the limit is the receipt the sale would get.
+    assert_eq!(sim.state.sale_base_limit(&pk("hotpot"), sim.now, amt("1.00"), Some(&card(9)), &[Hash::ZERO], 0), Err(Code::UnknownCoupon));
+    assert_eq!(sim.state.sale_base_limit(&pk("hotpot"), sim.now, amt("1.00"), Some(&card(9)), &[], 1_000_000), Err(Code::PointsOverdrawn));
+}
+
+fn sim_sale_with_coupon(base: &str) -> SaleBuilder {
+    SaleBuilder {
+        seller: "hotpot".into(),
+        payload: Payload::Sale {
+            order: "h-2".into(),
+            gross: amt("100.00"),
+            base: amt(base),
+            card: Some(card(9)),
+            referral_code: None,
+            coupon_codes: vec![secret("mart-coupon-1")],
+            points_redeemed: 48,
+        },
+    }
+}
+
+/// Issue 18: promoters listed in the genesis are registered from the start (no vote needed).
+#[test]
+fn genesis_promoters_are_registered_from_the_start() {
+    let mut genesis = genesis_with(test_policy());
+    let id = |s: &str| PromoterId::new(s).unwrap();
+    genesis.promoters = vec![
+        plaza_ledger::genesis::GenesisPromoter { id: id("kol-lily"), name: "Lily".into(), upstream: None },
+        plaza_ledger::genesis::GenesisPromoter { id: id("kol-max"), name: "Max".into(), upstream: Some(id("kol-lily")) },
+    ];
+    genesis.validate().expect("valid");
+    let bytes = genesis.to_bytes();
+    assert_eq!(<plaza_ledger::genesis::Genesis as plaza_ledger::codec::Decode>::from_bytes(&bytes, 1 << 20).unwrap(), genesis);
+    let without = genesis_with(test_policy());
+    assert_eq!(&bytes[..without.to_bytes().len()], without.to_bytes().as_slice(), "the promoters follow the old encoding");
+    assert_ne!(genesis.alliance_id(), without.alliance_id());
+    let mut sim = Sim::new();
+    sim.genesis = genesis.clone();
+    sim.state = State::from_genesis(&genesis);
+    let listed: Vec<(String, Option<String>)> = sim.state.promoters().map(|(p, _, u)| (p.to_string(), u.map(|u| u.to_string()))).collect();
+    assert_eq!(listed, vec![("kol-lily".into(), None), ("kol-max".into(), Some("kol-lily".into()))]);
+    let refer = Payload::Refer {
+        code_hash: secret("max-code").hash(),
+        card: None,
+        promoter: Some(id("kol-max")),
+        upstream: Some(id("kol-lily")),
+        valid_at: vec![],
+        expires_at_ms: sim.now + DAY_MS,
+        multi_use: false,
+    };
+    assert_eq!(sim.submit("gym", refer), Code::Accepted);
+    assert_eq!(sim.sale("hotpot", "o-1", "100.00", "100.00").referral("max-code").submit(&mut sim), Code::Accepted);
+    let s = sim.close_after(8);
+    assert_eq!(line(&s, &m("hotpot"), &promoter("kol-max"), LineKind::Promoter), cents("3.00"));
+    assert_eq!(line(&s, &m("hotpot"), &promoter("kol-lily"), LineKind::Upstream), cents("1.00"));
+    // Bad lists are refused: unsorted, an unknown upstream, a cycle.
+    let mut bad = genesis.clone();
+    bad.promoters.reverse();
+    assert!(bad.validate().is_err());
+    let mut bad = genesis.clone();
+    bad.promoters[1].upstream = Some(id("kol-nobody"));
+    assert!(bad.validate().unwrap_err().0.contains("not a promoter of the genesis"));
+    let mut bad = genesis.clone();
+    bad.promoters[0].upstream = Some(id("kol-max"));
+    assert!(bad.validate().unwrap_err().0.contains("comes back"));
+}

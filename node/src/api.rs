@@ -70,6 +70,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/records", post(submit))
         .route("/v1/records/{id}", get(record_status))
+        .route("/v1/sales/base", post(crate::sale_base::handler))
         .route("/v1/proofs/{id}", get(proof))
         .route("/v1/blocks", get(blocks))
         .route("/v1/blocks/{height}", get(block))
@@ -166,9 +167,16 @@ struct SubmitBody {
     payload: Option<PayloadJson>,
 }
 
+impl From<crate::auth::Refusal> for ApiError {
+    fn from(r: crate::auth::Refusal) -> ApiError {
+        ApiError { status: r.status, code: r.code, message: r.message }
+    }
+}
+
 async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<SubmitQuery>, body: Bytes) -> ApiResult {
-    check_token(&shared, &headers)?;
-    let body: SubmitBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
+    // Client-signed records need a guest token (or none, if open); node-signed ones the node's.
+    let authority = crate::auth::submit_authority(&shared, &headers)?;
+    let mut body: SubmitBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
     let mut hexes = Vec::new();
     let single = body.records.is_none();
     if let Some(r) = body.record {
@@ -186,6 +194,11 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
         let record = Record::from_bytes(&bytes, RECORD_BYTES_MAX)
             .map_err(|e| ApiError::bad("malformed-record", format!("record {i}: {e}")))?;
         records.push(record);
+    }
+    if let Some(payload) = body.payload.as_mut() {
+        crate::auth::require_node(authority)?;
+        // Without a base, a sale's base is the largest the rules allow (decision 6, 7).
+        crate::sale_base::fill_default_base(payload, &shared.state(), &shared.merchant.public(), shared.clock.now_ms());
     }
     if let Some(payload) = body.payload {
         let payload = payload.to_payload().map_err(|e| ApiError::bad("bad-payload", e))?;
@@ -211,6 +224,15 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
         let state = shared.state();
         records.iter().map(|r| state.merchant(r.signer()).is_none()).collect()
     };
+    if authority != crate::auth::Authority::Node {
+        let mut counts = std::collections::BTreeMap::new();
+        for (r, member) in records.iter().zip(&non_member) {
+            if !member {
+                *counts.entry(*r.signer()).or_insert(0u64) += 1;
+            }
+        }
+        shared.submit_limits.take(&counts, shared.config.api_guest_records_per_signer_per_minute, std::time::Instant::now())?;
+    }
     if single && records.len() == 1 {
         if let Some(Admission::Refused(e)) = &admissions[0] {
             return Err(ApiError::bad("invalid-record", e.clone()));
@@ -477,6 +499,8 @@ fn balance_json(b: &plaza_ledger::contract::BalanceView) -> Value {
         "pending_payable": cents(b.pending_payable),
         "locked_payable": cents(b.locked_payable),
         "paid_out": cents(b.paid_out),
+        "carried_payable": cents(b.carried_payable),
+        "carried_receivable": cents(b.carried_receivable),
     })
 }
 
@@ -531,7 +555,7 @@ pub fn statement_json(s: &Statement) -> Value {
         "nets": s.nets.iter().map(|(p, n)| json!({"party": party_json(p), "net": signed_cents(*n)})).collect::<Vec<_>>(),
         "bilateral": s.bilateral.iter().map(|b| json!({"a": party_json(&b.a), "b": party_json(&b.b), "net": signed_cents(b.net)})).collect::<Vec<_>>(),
         "payment_plan": s.transfers.iter().map(|t| json!({"payer": party_json(&t.payer), "payee": party_json(&t.payee), "amount": cents(t.amount)})).collect::<Vec<_>>(),
-        "rolled_over": s.rolled_over.iter().map(|t| json!({"payer": party_json(&t.payer), "payee": party_json(&t.payee), "amount": cents(t.amount)})).collect::<Vec<_>>(),
+        "rolled_over": s.rolled_over.iter().map(|t| json!({"payer": party_json(&t.payer), "payee": party_json(&t.payee), "amount": cents(t.amount), "reason": if matches!(t.payer, Party::Promoter(_)) { "promoter-debt" } else { "below-min-payout" }})).collect::<Vec<_>>(),
         "text": s.render(),
     })
 }

@@ -46,6 +46,13 @@ pub struct NodeConfig {
     pub clock_offset_ms: i64,
     /// Testnet only: allow `POST /v1/testnet/clock` to move `clock_offset_ms` forward.
     pub testnet_clock_api: bool,
+    /// Guest tokens (at least 32 characters each): they submit records already signed by their
+    /// merchant, never make this node sign (docs/NODE.md, "API authority").
+    pub api_guest_tokens: Vec<String>,
+    /// Accept records signed by their merchant with no token at all.
+    pub api_open_submit: bool,
+    /// Records one signer may submit a minute with a guest token or none.
+    pub api_guest_records_per_signer_per_minute: u64,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +76,9 @@ impl Default for NodeConfig {
             peers_max: 64,
             clock_offset_ms: 0,
             testnet_clock_api: false,
+            api_guest_tokens: Vec::new(),
+            api_open_submit: false,
+            api_guest_records_per_signer_per_minute: 600,
         }
     }
 }
@@ -109,6 +119,12 @@ impl NodeConfig {
         }
         if self.api_body_bytes_max < 1024 {
             return Err("config.toml: api_body_bytes_max must be at least 1024".into());
+        }
+        if let Some(t) = self.api_guest_tokens.iter().find(|t| t.trim().len() < 32 || t.trim() != t.as_str()) {
+            return Err(format!("config.toml: api_guest_tokens: {:?} must be at least 32 characters, without surrounding spaces", t));
+        }
+        if self.api_guest_records_per_signer_per_minute == 0 {
+            return Err("config.toml: api_guest_records_per_signer_per_minute must be positive".into());
         }
         self.api.parse::<std::net::SocketAddr>().map_err(|e| format!("config.toml: api {:?}: {e}", self.api))?;
         Ok(())

@@ -173,6 +173,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
         merchant: Keypair::from_secret(&merchant.secret_bytes()).map_err(|e| e.to_string())?,
         alliance,
         api_token,
+        submit_limits: crate::auth::SignerLimits::default(),
         config: config.clone(),
         tip: tip_rx,
         status: Mutex::new(Status { validator: window, peer_id: swarm.local_peer_id().to_string(), ..Status::default() }),

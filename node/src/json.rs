@@ -67,6 +67,17 @@ pub fn parse_party(text: &str) -> Result<Party, String> {
     }
     Err(format!("party {text:?} must be \"merchant:<hex key>\" or \"promoter:<code>\""))
 }
+/// A payment's payer as a statement shows it (`"merchant:<hex>"`) or as a bare hex key. A
+/// promoter never pays (SETTLEMENT decision 17), so no transfer has a promoter payer.
+pub fn payer_key(text: &str) -> Result<PublicKey, String> {
+    let text = text.trim();
+    if let Some(code) = text.strip_prefix("promoter:") {
+        return Err(format!(
+            "payer {code:?} is a promoter: promoters never pay, their debt is carried into the next statement and netted against their commissions"
+        ));
+    }
+    key("payer", text.strip_prefix("merchant:").unwrap_or(text))
+}
 pub fn party_json(party: &Party) -> String {
     match party {
         Party::Merchant(k) => format!("merchant:{}", k.to_hex()),
@@ -293,7 +304,8 @@ pub enum PayloadJson {
     Sale {
         order: String,
         gross: String,
-        /// Defaults to `gross`.
+        /// Defaults to the largest base the rules allow (gross less the coupons and points others
+        /// fund) when the node signs; a record signed elsewhere always carries its base.
         #[serde(default)]
         base: Option<String>,
         #[serde(default)]
@@ -423,7 +435,7 @@ impl PayloadJson {
             },
             PayloadJson::Accept { agreement } => Payload::Accept { agreement: hash("agreement", agreement)? },
             PayloadJson::ConfirmPayment { period, payer, amount: a } => {
-                Payload::ConfirmPayment { period: *period, payer: key("payer", payer)?, amount: amount("amount", a)? }
+                Payload::ConfirmPayment { period: *period, payer: payer_key(payer)?, amount: amount("amount", a)? }
             }
         })
     }

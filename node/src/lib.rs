@@ -17,6 +17,7 @@
 //! checked and executed identically by every validator.
 
 pub mod api;
+pub mod auth;
 pub mod chain;
 pub mod client;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod nearby;
 pub mod net;
+pub mod sale_base;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -134,6 +136,8 @@ pub struct Shared {
     pub merchant: Keypair,
     pub alliance: Hash,
     pub api_token: String,
+    /// Guest and open submissions counted per signer (docs/NODE.md, "API authority").
+    pub submit_limits: auth::SignerLimits,
     pub config: NodeConfig,
     pub tip: watch::Receiver<u64>,
     pub status: Mutex<Status>,

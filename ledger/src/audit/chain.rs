@@ -81,6 +81,7 @@ impl ChainBuilder {
             members: profiles,
             validators: ValidatorSet::new(set).expect("seeded validator keys are distinct"),
             policy: Policy::default_v1(GENESIS_TIME_MS),
+            promoters: Vec::new(),
         };
         let alliance = genesis.alliance_id();
         let state = State::from_genesis(&genesis);

@@ -27,7 +27,8 @@ use crate::receipt::Receipt;
 use crate::record::{Record, RECORD_BYTES_MAX};
 
 pub const MAGIC: &[u8; 12] = b"PLAZA-PROOF\0";
-pub const VERSION: u16 = 1;
+/// 2: the genesis is length-prefixed (a genesis may end with its promoters, docs/FORMAT.md).
+pub const VERSION: u16 = 2;
 /// A proof file: genesis (≤ 1 MiB), two headers, two certificates, a record and paths.
 pub const PROOF_BYTES_MAX: usize = 2 * 1024 * 1024;
 
@@ -202,7 +203,7 @@ impl Encode for RecordProof {
     fn encode(&self, w: &mut Writer) {
         w.raw(MAGIC);
         w.u16(VERSION);
-        self.genesis.encode(w);
+        w.sized(|w| self.genesis.encode(w));
         self.anchor.encode(w);
         self.validators.encode(w);
         self.header.encode(w);
@@ -222,7 +223,8 @@ impl Decode for RecordProof {
         if version != VERSION {
             return Err(DecodeError::invalid("proof", format!("version {version}, this plaza reads version {VERSION}")));
         }
-        let genesis = Genesis::decode(r)?;
+        let genesis_len = r.len("genesis", crate::genesis::GENESIS_BYTES_MAX)?;
+        let genesis = Genesis::from_bytes(r.take(genesis_len)?, crate::genesis::GENESIS_BYTES_MAX)?;
         let anchor = Anchor::decode(r)?;
         let validators = ValidatorSet::decode(r)?;
         let header = BlockHeader::decode(r)?;

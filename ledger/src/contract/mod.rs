@@ -54,6 +54,7 @@ use crate::policy::{Policy, DAY_MS};
 use crate::receipt::{Code, Receipt};
 use crate::record::{check_time_window, CardId, MerchantProfile, Party, PromoterId, Record, CODE_MAX};
 
+pub use rules::SaleBaseLimit;
 pub use statement::{BilateralNet, Line, LineKind, Statement, Transfer};
 pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, StatementSummary};
 pub use views::{BatchView, ItemView, ProposalView, SaleView};
@@ -147,6 +148,11 @@ pub struct BalanceView {
     pub pending_payable: u128,
     pub locked_payable: u128,
     pub paid_out: u128,
+    /// S10, decision 17: owed by the party but carried into the next statement (a promoter's
+    /// debt, or a transfer below `min_payout`).
+    pub carried_payable: u128,
+    /// Owed to the party, carried into the next statement.
+    pub carried_receivable: u128,
 }
 
 /// The alliance state: everything the contract needs to apply the next block.
@@ -289,7 +295,12 @@ impl State {
             held_items: BTreeSet::new(),
             block_seen: Vec::new(),
         };
+        // S2: promoters the genesis registers, as if by passed votes.
+        for p in &genesis.promoters {
+            state.promoters.insert(p.id.clone(), Promoter { name: p.name.clone(), upstream: p.upstream.clone() });
+        }
         state.merchants.clear_changes();
+        state.promoters.clear_changes();
         state.root = Hash::digest_parts(&[GENESIS_ROOT_DOMAIN, &state.to_bytes()]);
         state
     }
@@ -699,6 +710,8 @@ impl State {
             pending_payable: b.pending_out,
             locked_payable: b.locked_out,
             paid_out: b.paid_out,
+            carried_payable: self.carry.iter().filter(|c| c.debtor == *party).map(|c| c.amount).sum(),
+            carried_receivable: self.carry.iter().filter(|c| c.creditor == *party).map(|c| c.amount).sum(),
         }
     }
     /// Every party with money on the ledger, sorted.

@@ -54,6 +54,17 @@ fn pro_rata_ceil(value: u64, numerator: u64, denominator: u64) -> u64 {
     u64::try_from(n.div_ceil(u128::from(denominator))).unwrap_or(u64::MAX)
 }
 
+/// [`State::sale_base_limit`]: the largest base a sale may declare, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaleBaseLimit {
+    /// Gross less both values below.
+    pub base: Amount,
+    /// S6: issuer-funded coupons of other merchants.
+    pub coupons_funded_by_others: Amount,
+    /// S7: points of other merchants redeemed, at the point value.
+    pub points_funded_by_others: Amount,
+}
+
 /// What a sale will do, computed before anything changes.
 struct SalePlan {
     coupons: Vec<(Hash, Option<(PublicKey, Amount)>)>,
@@ -483,30 +494,21 @@ impl State {
 
     // ----- sales (S1–S7, S11) -----
 
-    #[allow(clippy::too_many_arguments)]
-    fn plan_sale(
+    /// S6: the coupons a sale presents (by code hash): each coupon's claim, and the value of
+    /// issuer-funded coupons of other merchants (cents). Checks redeemability, min spend and that
+    /// the coupons' total does not exceed the gross.
+    #[allow(clippy::type_complexity)]
+    fn sale_coupons(
         &self,
         signer: &PublicKey,
         te: u64,
         gross: Amount,
-        base: Amount,
-        card: Option<CardId>,
-        referral_code: Option<&CodeSecret>,
-        coupon_codes: &[CodeSecret],
-        points_redeemed: u64,
-    ) -> Result<SalePlan, Code> {
-        let policy = self.policy_at(te);
-        let card_state = match &card {
-            Some(c) => Some(self.cards.get(c).ok_or(Code::UnknownCard)?),
-            None => None,
-        };
-
-        // S6: coupons.
-        let mut coupons = Vec::with_capacity(coupon_codes.len());
+        code_hashes: impl ExactSizeIterator<Item = Hash>,
+    ) -> Result<(Vec<(Hash, Option<(PublicKey, Amount)>)>, u64), Code> {
+        let mut coupons = Vec::with_capacity(code_hashes.len());
         let mut discount_total: u64 = 0;
         let mut funded_by_others: u64 = 0;
-        for secret in coupon_codes {
-            let code = secret.hash();
+        for code in code_hashes {
             let coupon = self.coupons.get(&code).ok_or(Code::UnknownCoupon)?;
             if coupon.redeemed_by.is_some() {
                 return Err(Code::CouponRedeemed);
@@ -541,46 +543,115 @@ impl State {
         if discount_total > gross.cents() {
             return Err(Code::CouponsExceedOrder);
         }
-        if base.cents() > gross.cents() - funded_by_others {
-            return Err(Code::BaseTooHigh);
-        }
+        Ok((coupons, funded_by_others))
+    }
 
-        // S7: points redeemed, earliest-expiring spendable lots first.
+    /// S7: the points a sale redeems, earliest-expiring spendable lots first: the lots consumed
+    /// (lot id, points) and what each other issuer owes the seller for its points.
+    #[allow(clippy::type_complexity)]
+    fn sale_points(
+        &self,
+        signer: &PublicKey,
+        te: u64,
+        card_state: Option<&Card>,
+        points_redeemed: u64,
+    ) -> Result<(Vec<(u64, u64)>, Vec<(PublicKey, Amount)>), Code> {
         let mut consume = Vec::new();
-        let mut points_clearing: BTreeMap<PublicKey, u64> = BTreeMap::new();
-        if points_redeemed > 0 {
-            let card_state = card_state.ok_or(Code::PointsWithoutCard)?;
-            let spendable = card_state
-                .lots
-                .iter()
-                .filter(|l| l.spendable_at_ms <= te && l.expires_at_ms > te)
-                .map(|l| l.points)
-                .fold(0u64, u64::saturating_add);
-            if spendable < points_redeemed.saturating_add(card_state.debt_total()) {
-                return Err(Code::PointsOverdrawn);
-            }
-            let mut left = points_redeemed;
-            for lot in card_state.lots.iter().filter(|l| l.spendable_at_ms <= te && l.expires_at_ms > te) {
-                if left == 0 {
-                    break;
-                }
-                let take = lot.points.min(left);
-                left -= take;
-                consume.push((lot.id, take));
-                if lot.issuer != *signer {
-                    let e = points_clearing.entry(lot.issuer).or_insert(0);
-                    *e = e.saturating_add(take);
-                }
-            }
-            assert_eq!(left, 0, "S7: spendable points cover the redemption");
+        if points_redeemed == 0 {
+            return Ok((consume, Vec::new()));
         }
+        let mut points_clearing: BTreeMap<PublicKey, u64> = BTreeMap::new();
+        let card_state = card_state.ok_or(Code::PointsWithoutCard)?;
+        let spendable = card_state
+            .lots
+            .iter()
+            .filter(|l| l.spendable_at_ms <= te && l.expires_at_ms > te)
+            .map(|l| l.points)
+            .fold(0u64, u64::saturating_add);
+        if spendable < points_redeemed.saturating_add(card_state.debt_total()) {
+            return Err(Code::PointsOverdrawn);
+        }
+        let mut left = points_redeemed;
+        for lot in card_state.lots.iter().filter(|l| l.spendable_at_ms <= te && l.expires_at_ms > te) {
+            if left == 0 {
+                break;
+            }
+            let take = lot.points.min(left);
+            left -= take;
+            consume.push((lot.id, take));
+            if lot.issuer != *signer {
+                let e = points_clearing.entry(lot.issuer).or_insert(0);
+                *e = e.saturating_add(take);
+            }
+        }
+        assert_eq!(left, 0, "S7: spendable points cover the redemption");
+        let point_value = self.policy_at(te).point_value.cents();
         let mut points_amounts = Vec::with_capacity(points_clearing.len());
         for (issuer, points) in points_clearing {
-            let cents = u128::from(points) * u128::from(policy.point_value.cents());
+            let cents = u128::from(points) * u128::from(point_value);
             if cents > u128::from(AMOUNT_MAX_CENTS) {
                 return Err(Code::AmountOverflow);
             }
             points_amounts.push((issuer, Amount::from_cents(cents as u64).map_err(|_| Code::AmountOverflow)?));
+        }
+        Ok((consume, points_amounts))
+    }
+
+    /// The largest commission base a sale may declare (decision 6, 7): the gross less the value
+    /// funded by others — issuer-funded coupons of other merchants (S6) and points of other
+    /// merchants redeemed (S7). `Err` is the receipt the sale would get for its coupons or
+    /// points. What `plaza submit sale` and the API use when no base is given.
+    pub fn sale_base_limit(
+        &self,
+        seller: &PublicKey,
+        te: u64,
+        gross: Amount,
+        card: Option<&CardId>,
+        coupon_hashes: &[Hash],
+        points_redeemed: u64,
+    ) -> Result<SaleBaseLimit, Code> {
+        let card_state = match card {
+            Some(c) => Some(self.cards.get(c).ok_or(Code::UnknownCard)?),
+            None => None,
+        };
+        let (_, coupons_funded) = self.sale_coupons(seller, te, gross, coupon_hashes.iter().copied())?;
+        let (_, points) = self.sale_points(seller, te, card_state, points_redeemed)?;
+        let points_funded = points.iter().map(|(_, a)| a.cents()).fold(0u64, u64::saturating_add);
+        let base = gross.cents().saturating_sub(coupons_funded).saturating_sub(points_funded);
+        let cents = |c: u64| Amount::from_cents(c).map_err(|_| Code::AmountOverflow);
+        Ok(SaleBaseLimit { base: cents(base)?, coupons_funded_by_others: cents(coupons_funded)?, points_funded_by_others: cents(points_funded)? })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn plan_sale(
+        &self,
+        signer: &PublicKey,
+        te: u64,
+        gross: Amount,
+        base: Amount,
+        card: Option<CardId>,
+        referral_code: Option<&CodeSecret>,
+        coupon_codes: &[CodeSecret],
+        points_redeemed: u64,
+    ) -> Result<SalePlan, Code> {
+        let policy = self.policy_at(te);
+        let card_state = match &card {
+            Some(c) => Some(self.cards.get(c).ok_or(Code::UnknownCard)?),
+            None => None,
+        };
+
+        // S6: coupons; the base excludes the value of other merchants' issuer-funded coupons.
+        let (coupons, funded_by_others) = self.sale_coupons(signer, te, gross, coupon_codes.iter().map(CodeSecret::hash))?;
+        if base.cents() > gross.cents() - funded_by_others {
+            return Err(Code::BaseTooHigh);
+        }
+
+        // S7: points redeemed; the base also excludes the points of other merchants (their
+        // issuers pay for them, like a coupon funded by others).
+        let (consume, points_amounts) = self.sale_points(signer, te, card_state, points_redeemed)?;
+        let points_funded: u64 = points_amounts.iter().map(|(_, a)| a.cents()).fold(0u64, u64::saturating_add);
+        if base.cents() > (gross.cents() - funded_by_others).saturating_sub(points_funded) {
+            return Err(Code::BaseIncludesPoints);
         }
 
         // S1: the code presented wins; otherwise the card's last touch, if usable here. Each

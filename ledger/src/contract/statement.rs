@@ -174,8 +174,9 @@ pub struct Statement {
     pub bilateral: Vec<BilateralNet>,
     /// The payment plan, in the order the greedy matching produced it; at most n − 1 transfers.
     pub transfers: Vec<Transfer>,
-    /// Plan transfers below `min_payout`: not paid now, carried as rollover lines into the
-    /// next statement.
+    /// What is not paid now but carried as rollover lines into the next statement: first the
+    /// debts of promoters with a negative net (decision 17: a promoter is never billed; its debt
+    /// nets against its future commissions), then plan transfers below `min_payout`.
     pub rolled_over: Vec<Transfer>,
 }
 
@@ -242,7 +243,8 @@ impl Statement {
             let _ = writeln!(out, "  {} pays {}  {}", t.payer, t.payee, cents(t.amount as i128));
         }
         for t in &self.rolled_over {
-            let _ = writeln!(out, "  rolled over: {} owes {}  {}", t.payer, t.payee, cents(t.amount as i128));
+            let why = if matches!(t.payer, Party::Promoter(_)) { "carried (a promoter's debt, netted against its next commissions)" } else { "rolled over" };
+            let _ = writeln!(out, "  {why}: {} owes {}  {}", t.payer, t.payee, cents(t.amount as i128));
         }
         out
     }
@@ -397,19 +399,40 @@ impl StatementBuilder {
         }
         // Double entry (DESIGN §5): every line moves money from one party to another.
         assert_eq!(nets.values().sum::<i128>(), 0, "S10: the nets of a statement sum to zero");
-        let (transfers, rolled_over) = payment_plan(&nets, min_payout);
-        // The plan (paid and rolled over together) settles every net exactly.
+        // Decision 17: a promoter is never billed. Its negative net is carried forward to the
+        // parties it owes and netted against its future commissions; the plan settles the rest.
+        let carried = promoter_debts(&lines, &nets);
+        let mut payable = nets.clone();
+        for t in &carried {
+            let a = i128::try_from(t.amount).expect("fits");
+            *payable.get_mut(&t.payer).expect("a debtor has a net") += a;
+            *payable.get_mut(&t.payee).expect("a creditor has a net") -= a;
+        }
+        let (transfers, plan_rolled_over) = payment_plan(&payable, min_payout);
+        // The plan (paid and rolled over together) settles every payable net exactly, and with
+        // the carried debts every net.
         let mut check: BTreeMap<&Party, i128> = BTreeMap::new();
-        for t in transfers.iter().chain(&rolled_over) {
+        for t in transfers.iter().chain(&plan_rolled_over) {
+            let a = i128::try_from(t.amount).expect("fits");
+            *check.entry(&t.payer).or_insert(0) -= a;
+            *check.entry(&t.payee).or_insert(0) += a;
+        }
+        for (party, net) in &payable {
+            assert_eq!(check.get(party).copied().unwrap_or(0), *net, "S10: the payment plan settles every net");
+        }
+        for t in &carried {
             let a = i128::try_from(t.amount).expect("fits");
             *check.entry(&t.payer).or_insert(0) -= a;
             *check.entry(&t.payee).or_insert(0) += a;
         }
         for (party, net) in &nets {
-            assert_eq!(check.get(party).copied().unwrap_or(0), *net, "S10: the payment plan settles every net");
+            assert_eq!(check.get(party).copied().unwrap_or(0), *net, "S10: plan and carried debts settle every net");
         }
-        let parties = nets.values().filter(|n| **n != 0).count();
-        assert!(transfers.len() + rolled_over.len() <= parties.saturating_sub(1), "S10: at most n − 1 transfers");
+        assert!(transfers.iter().all(|t| !matches!(t.payer, Party::Promoter(_))), "decision 17: a promoter never pays");
+        let parties = payable.values().filter(|n| **n != 0).count();
+        assert!(transfers.len() + plan_rolled_over.len() <= parties.saturating_sub(1), "S10: at most n − 1 transfers");
+        let mut rolled_over = carried;
+        rolled_over.extend(plan_rolled_over);
         Statement {
             alliance,
             period,
@@ -422,6 +445,39 @@ impl StatementBuilder {
             rolled_over,
         }
     }
+}
+
+/// Decision 17: for each promoter with a negative net (in party order), its debt allocated to
+/// the parties its lines of this statement owe, largest amount owed first (ties by party), each
+/// at most what it is owed. These transfers are not paid: they are carried into the next
+/// statement as rollover lines, where the promoter's new commissions net against them.
+fn promoter_debts(lines: &[Line], nets: &BTreeMap<Party, i128>) -> Vec<Transfer> {
+    let mut carried = Vec::new();
+    for (party, net) in nets {
+        if *net >= 0 || !matches!(party, Party::Promoter(_)) {
+            continue;
+        }
+        // Lines are sorted by debtor: this promoter's are one run.
+        let from = lines.partition_point(|l| l.debtor < *party);
+        let to = from + lines[from..].partition_point(|l| l.debtor == *party);
+        let mut owed: BTreeMap<&Party, u128> = BTreeMap::new();
+        for l in &lines[from..to] {
+            *owed.entry(&l.creditor).or_insert(0) += l.amount;
+        }
+        let mut owed: Vec<(&Party, u128)> = owed.into_iter().collect();
+        owed.sort_by(|a, b| (Reverse(a.1), a.0).cmp(&(Reverse(b.1), b.0)));
+        let mut left = net.unsigned_abs();
+        for (creditor, amount) in owed {
+            if left == 0 {
+                break;
+            }
+            let take = amount.min(left);
+            left -= take;
+            carried.push(Transfer { payer: party.clone(), payee: creditor.clone(), amount: take });
+        }
+        assert_eq!(left, 0, "a negative net is at most what the party's lines owe");
+    }
+    carried
 }
 
 /// S10: greedy matching of the largest debtor to the largest creditor, ties by party order.

@@ -59,6 +59,7 @@ pub fn genesis() -> Genesis {
         members,
         validators: validator_set(&["hotpot", "gym", "school"]),
         policy: Policy::default_v1(T0),
+        promoters: Vec::new(),
     }
 }
 

@@ -73,6 +73,7 @@ pub fn genesis_with(policy: Policy) -> Genesis {
         members,
         validators,
         policy,
+        promoters: Vec::new(),
     };
     g.validate().expect("test genesis is valid");
     g
