@@ -808,7 +808,7 @@ impl Driver {
                         debug!(%peer, "sync request over the peer's rate limit: answering with the tip only");
                     }
                     let blocks = if allowed && tip + 1 >= request.from.saturating_add(request.lag_min) {
-                        self.chain.blocks_for_sync(request.from, request.count, net::SYNC_RESPONSE_BYTES_MAX)
+                        self.chain.blocks_for_sync(request.from, request.count.min(net::SYNC_BLOCKS_MAX), net::SYNC_RESPONSE_BYTES_MAX)
                     } else {
                         Vec::new()
                     };

@@ -141,7 +141,8 @@ impl Encode for SyncRequest {
 impl Decode for SyncRequest {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
-            1 => Ok(SyncRequest { from: r.u64()?, count: r.u64()?.min(SYNC_BLOCKS_MAX), lag_min: r.u64()? }),
+            // The count is kept as sent (one canonical encoding); the server caps it.
+            1 => Ok(SyncRequest { from: r.u64()?, count: r.u64()?, lag_min: r.u64()? }),
             tag => Err(DecodeError::InvalidTag { what: "sync request", tag }),
         }
     }
@@ -267,6 +268,15 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    #[test]
+    fn a_sync_request_decodes_to_what_was_sent() {
+        // The count used to be capped while decoding (the canonical round trip the
+        // sync_request fuzz target asserts failed): now decoding keeps it, the server caps it.
+        let request = SyncRequest { from: 5, count: SYNC_BLOCKS_MAX + 1, lag_min: 1 };
+        let bytes = request.to_bytes();
+        assert_eq!(SyncRequest::from_bytes(&bytes, SYNC_REQUEST_BYTES_MAX), Ok(request));
+    }
 
     #[test]
     fn a_flooding_peer_is_limited_and_others_are_not() {
