@@ -220,7 +220,8 @@ impl Decode for Genesis {
             promoters: Vec::new(),
         };
         let mut genesis = genesis;
-        if r.remaining() > 0 {
+        // Fewer bytes than a count are left for the caller to reject as trailing.
+        if r.remaining() >= 4 {
             genesis.promoters = r.seq("promoters", GENESIS_LIST_MAX)?;
             if genesis.promoters.is_empty() {
                 return Err(DecodeError::invalid("genesis", "an empty promoter list is not encoded"));

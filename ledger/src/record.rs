@@ -62,7 +62,7 @@ pub fn check_code(what: &'static str, code: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_name(what: &'static str, name: &str) -> Result<(), String> {
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), String> {
     if name.trim().is_empty() || name.len() > NAME_MAX {
         return Err(format!("{what} must be 1 to {NAME_MAX} bytes"));
     }

@@ -41,6 +41,16 @@ fn every_sample_round_trips() {
         assert_eq!(Record::decode_checked(&rec.to_bytes(), &alliance()).map(|r| r.id()), Ok(rec.id()));
     }
     round_trip(&genesis(), GENESIS_BYTES_MAX);
+    let mut with_promoters = genesis();
+    with_promoters.promoters = vec![
+        plaza_ledger::genesis::GenesisPromoter { id: PromoterId::new("kol-a").unwrap(), name: "A".into(), upstream: Some(PromoterId::new("kol-b").unwrap()) },
+        plaza_ledger::genesis::GenesisPromoter { id: PromoterId::new("kol-b").unwrap(), name: "B".into(), upstream: None },
+    ];
+    round_trip(&with_promoters, GENESIS_BYTES_MAX);
+    // An empty promoter list is never encoded: its count alone is not canonical.
+    let mut empty_list = genesis().to_bytes();
+    empty_list.extend_from_slice(&0u32.to_be_bytes());
+    assert!(plaza_ledger::genesis::Genesis::from_bytes(&empty_list, GENESIS_BYTES_MAX).is_err());
     round_trip(&sample_block(), BLOCK_BYTES_MAX);
     round_trip(&sample_finalized(), BLOCK_BYTES_MAX);
     round_trip(&validator_set(&["a", "b", "c", "d"]), 1 << 20);

@@ -83,7 +83,7 @@ fn run(seed: u64, records: usize) -> (usize, usize, usize) {
                 let referrer = SELLERS[g.below(SELLERS.len() as u64) as usize];
                 let p = PROMOTERS[g.below(PROMOTERS.len() as u64) as usize].0;
                 let refer = Payload::Refer {
-                    code_hash: secret(&format!("code-{code}")).hash(),
+                    code_hash: secret(&format!("promoter-code-{code:06}")).hash(),
                     card: None,
                     promoter: Some(PromoterId::new(p).unwrap()),
                     upstream: None,
@@ -100,7 +100,7 @@ fn run(seed: u64, records: usize) -> (usize, usize, usize) {
                     gross: Amount::from_cents(gross).unwrap(),
                     base: Amount::from_cents(gross).unwrap(),
                     card: None,
-                    referral_code: Some(secret(&format!("code-{code}"))),
+                    referral_code: Some(secret(&format!("promoter-code-{code:06}"))),
                     coupon_codes: vec![],
                     points_redeemed: 0,
                 }

@@ -578,7 +578,10 @@ use plaza_ledger::Hash;
 /// Every transfer of every plan has a merchant payer, so its payee can confirm it.
 #[test]
 fn s2_promoter_debt_is_carried_forward_and_netted_against_future_commissions() {
-    let mut sim = Sim::new();
+    // A full refund would otherwise put gym and kol-a on fraud hold (S11, ratio 100% > 50%).
+    let mut policy = settlement_support::test_policy();
+    policy.refund_ratio_max = Bps(10_000);
+    let mut sim = Sim::with_policy(policy);
     register_promoters(&mut sim);
     let plans_have_merchant_payers = |s: &plaza_ledger::contract::Statement| {
         assert!(s.transfers.iter().all(|t| matches!(t.payer, Party::Merchant(_))), "a promoter never pays: {:?}", s.transfers);
