@@ -38,12 +38,11 @@ pub struct InitArgs {
     pub json: bool,
 }
 
-/// What `init` created, for `plaza testnet` too.
+/// What `init` created.
 pub struct InitOutcome {
     pub home: PathBuf,
     pub merchant: plaza_ledger::PublicKey,
     pub network: plaza_ledger::PublicKey,
-    pub api_token: String,
 }
 
 fn copy_key(from: &Path, to: &Path) -> Result<Keypair, CliError> {
@@ -81,7 +80,7 @@ pub fn init_home(args: &InitArgs) -> Result<InitOutcome, CliError> {
     let config = NodeConfig { listen: args.listen.clone(), api: args.api.clone(), peers: args.peers.clone(), ..NodeConfig::default() };
     std::fs::write(home.join("config.toml"), config.to_toml()).map_err(ctx("writing config.toml"))?;
     Store::create(&home.join("data"), &genesis).map_err(ctx("creating the store"))?;
-    Ok(InitOutcome { home: home.clone(), merchant: merchant.public(), network: network.public(), api_token })
+    Ok(InitOutcome { home: home.clone(), merchant: merchant.public(), network: network.public() })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {

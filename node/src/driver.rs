@@ -181,6 +181,9 @@ pub async fn run(home: &Path) -> Result<(), String> {
     });
     let api_addr: std::net::SocketAddr = config.api.parse().map_err(|e| format!("api address {:?}: {e}", config.api))?;
     let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| format!("cannot bind the API on {api_addr}: {e}"))?;
+    // Port 0 in the config means "any": report what was bound (the local testnet reads it).
+    let api_addr = listener.local_addr().map_err(|e| format!("the API's bound address: {e}"))?;
+    home.write_api_addr(api_addr)?;
     let router = crate::api::router(shared.clone());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {

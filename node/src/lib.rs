@@ -184,6 +184,16 @@ impl Home {
     pub fn clock_offset(&self) -> PathBuf {
         self.root.join("clock-offset-ms")
     }
+    /// Where a running node writes the API address it bound (its config may ask for port 0).
+    pub fn api_addr(&self) -> PathBuf {
+        self.root.join("api.addr")
+    }
+    /// Writes the bound API address, whole or not at all (a reader never sees half of it).
+    pub fn write_api_addr(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        let temporary = self.root.join("api.addr.tmp");
+        std::fs::write(&temporary, format!("{addr}\n")).map_err(|e| format!("writing {}: {e}", temporary.display()))?;
+        std::fs::rename(&temporary, self.api_addr()).map_err(|e| format!("writing {}: {e}", self.api_addr().display()))
+    }
     pub fn load_config(&self) -> Result<NodeConfig, String> {
         let text = std::fs::read_to_string(self.config()).map_err(|e| format!("reading {}: {e}", self.config().display()))?;
         NodeConfig::from_toml(&text)

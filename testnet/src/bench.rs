@@ -1,0 +1,184 @@
+//! `plaza bench`: the local testnet under rising offered load, reporting committed records/s,
+//! submit-to-final latency percentiles, CPU and bytes on disk per record, beside the ed25519
+//! batch-verification ceiling measured in the same run (DESIGN §10).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use plaza_ledger::keys::{domain, verify_batch, BatchItem};
+use plaza_ledger::record::{CardId, Payload, Record, RecordBody};
+use plaza_ledger::{Hash, Keypair};
+use plaza_node::client::Client;
+use serde::Serialize;
+
+use crate::api;
+use crate::load::{self, Probes};
+use crate::local::{clone_key, interrupt_flag, wall_ms, Layout, LocalNode, LocalTestnet};
+use crate::Error;
+
+/// What to measure.
+pub struct BenchPlan {
+    pub nodes: usize,
+    /// Offered loads, records per second, in order.
+    pub rates: Vec<u64>,
+    pub step_seconds: u64,
+    pub dir: PathBuf,
+    /// The `plaza` binary the nodes run.
+    pub binary: PathBuf,
+}
+
+/// One rate step's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchStep {
+    pub offered_per_s: u64,
+    pub committed_records: u64,
+    pub committed_per_s: f64,
+    pub offered_seconds: f64,
+    pub latency_p50_s: f64,
+    pub latency_p95_s: f64,
+    pub latency_p99_s: f64,
+    pub probes: usize,
+    pub cpu_cores_busy: f64,
+    pub efficiency_ratio: f64,
+}
+
+/// The whole run's figures (printed as JSON by `plaza bench --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub nodes: usize,
+    pub cores: usize,
+    pub ed25519_batch_verifications_per_s: f64,
+    pub steps: Vec<BenchStep>,
+    pub peak_committed_per_s: f64,
+    pub efficiency_ratio_at_peak: f64,
+    pub bytes_on_disk_per_record_per_node: u64,
+    pub dir: String,
+}
+
+/// Verifications per second of `verify_batch` on one core (batches of 64 record signatures).
+pub fn batch_verification_rate(duration: Duration) -> f64 {
+    let alliance = Hash::digest(b"bench");
+    let keys: Vec<Keypair> = (0..16).map(|i| Keypair::from_seed(format!("bench-{i}").as_bytes())).collect();
+    let records: Vec<Record> = (0..64)
+        .map(|i| {
+            let k = &keys[i % keys.len()];
+            let body = RecordBody { alliance, signer: k.public(), created_at_ms: 1, payload: Payload::IssueCard { card: CardId([i as u8; 16]) } };
+            Record::sign(body, k)
+        })
+        .collect();
+    let messages: Vec<Vec<u8>> = records.iter().map(Record::signing_bytes).collect();
+    let items: Vec<BatchItem<'_>> = records
+        .iter()
+        .zip(&messages)
+        .map(|(r, m)| BatchItem { key: r.signer(), domain: domain::RECORD, message: m, signature: r.signature() })
+        .collect();
+    let started = Instant::now();
+    let mut verified = 0u64;
+    while started.elapsed() < duration {
+        let ok = verify_batch(&items);
+        verified += ok.iter().filter(|b| **b).count() as u64;
+    }
+    verified as f64 / started.elapsed().as_secs_f64()
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(p) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn nodes_cpu(net: &LocalTestnet) -> f64 {
+    net.nodes.iter().filter_map(|n| n.child.as_ref()).map(|c| cpu_seconds(c.id())).sum()
+}
+
+/// Runs the benchmark; `progress` gets one line per phase.
+pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, Error> {
+    let stop = interrupt_flag();
+    progress("measuring the ed25519 batch-verification ceiling (one core, 3 s)…");
+    let verify_rate = batch_verification_rate(Duration::from_secs(3));
+    progress(&format!("  {verify_rate:.0} verifications/s"));
+    let mut net = LocalTestnet::prepare(&plan.dir, plan.nodes, false, &plan.binary, Layout::Loopback)?;
+    net.start_all()?;
+    net.wait_height(1, Duration::from_secs(60), &stop)?;
+    let clients: Vec<Client> = net.nodes.iter().map(LocalNode::client).collect::<Result<_, _>>()?;
+    let alliance = api::status(&clients[0])?.alliance()?;
+    let signers: Vec<Keypair> = net.merchants.iter().map(|m| clone_key(&m.keypair)).collect::<Result<_, _>>()?;
+    // Cards for a realistic mix: half the sales are to a member card of another merchant.
+    let (cards, setup) = load::card_setup(&signers, alliance);
+    load::submit_all_final(&clients[0], &setup)?;
+    let mut order = 0u64;
+    let mut rows = Vec::new();
+    for &rate in &plan.rates {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let total = (rate * plan.step_seconds) as usize;
+        progress(&format!("rate {rate} records/s: signing {total} sales…"));
+        let records = load::to_hex(&load::sales(&signers, &cards, alliance, "B", &mut order, total, wall_ms()));
+        let cpu_before = nodes_cpu(&net);
+        let final_before = load::finalized_records(&clients[0]);
+        let started = Instant::now();
+        let probes = Probes::start(clients[1 % clients.len()].clone(), &signers[0], alliance, order + 10_000_000)?;
+        let offered = load::offer_open_loop(&clients, &records, rate);
+        // Drain: wait until everything offered is final (or 30 s).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while load::finalized_records(&clients[0]) < final_before + total as u64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let latencies = probes.finish();
+        let committed = load::finalized_records(&clients[0]).saturating_sub(final_before);
+        let throughput = committed as f64 / elapsed;
+        let step = BenchStep {
+            offered_per_s: rate,
+            committed_records: committed,
+            committed_per_s: (throughput * 10.0).round() / 10.0,
+            offered_seconds: offered.as_secs_f64(),
+            latency_p50_s: percentile(&latencies, 0.50),
+            latency_p95_s: percentile(&latencies, 0.95),
+            latency_p99_s: percentile(&latencies, 0.99),
+            probes: latencies.len(),
+            cpu_cores_busy: (nodes_cpu(&net) - cpu_before) / elapsed,
+            efficiency_ratio: throughput * plan.nodes as f64 / verify_rate,
+        };
+        progress(&format!("  committed {throughput:.0}/s, p50 {:.3}s p99 {:.3}s", step.latency_p50_s, step.latency_p99_s));
+        rows.push(step);
+    }
+    let total_records = load::finalized_records(&clients[0]);
+    let disk: u64 = net.nodes.iter().map(|n| dir_bytes(&n.home.join("data"))).sum();
+    net.stop_all();
+    let peak = rows.iter().map(|r| r.committed_per_s).fold(0.0, f64::max);
+    Ok(BenchReport {
+        nodes: plan.nodes,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ed25519_batch_verifications_per_s: verify_rate.round(),
+        steps: rows,
+        peak_committed_per_s: peak,
+        efficiency_ratio_at_peak: peak * plan.nodes as f64 / verify_rate,
+        bytes_on_disk_per_record_per_node: if total_records > 0 { disk / total_records / plan.nodes as u64 } else { 0 },
+        dir: plan.dir.display().to_string(),
+    })
+}
