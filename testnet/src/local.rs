@@ -390,14 +390,18 @@ fn local_genesis(merchants: &[LocalMerchant], demo: bool, now: u64) -> Result<Ge
     let mut members: Vec<MerchantProfile> = merchants
         .iter()
         .enumerate()
-        .map(|(i, m)| MerchantProfile {
-            key: m.keypair.public(),
-            name: if i < DEMO_MERCHANTS.len() { m.name.to_string() } else { format!("{} {i}", m.name) },
-            category: m.category.into(),
-            district: "riverside".into(),
-            latitude_e6: 31_230_416 + i as i32 * 100,
-            longitude_e6: 121_473_701 + i as i32 * 100,
-            network_key: m.network.as_ref().map(Keypair::public),
+        .map(|(i, m)| {
+            // The demo's members stand in two real districts, about 3.5 km apart (issue 19).
+            let (district, latitude_e6, longitude_e6) = crate::places::demo_place(i);
+            MerchantProfile {
+                key: m.keypair.public(),
+                name: if i < DEMO_MERCHANTS.len() { m.name.to_string() } else { format!("{} {i}", m.name) },
+                category: m.category.into(),
+                district: district.into(),
+                latitude_e6,
+                longitude_e6,
+                network_key: m.network.as_ref().map(Keypair::public),
+            }
         })
         .collect();
     members.sort_by_key(|m| m.key);
@@ -424,7 +428,7 @@ fn local_genesis(merchants: &[LocalMerchant], demo: bool, now: u64) -> Result<Ge
         utc_offset_minutes: 480,
         time_ms: now.saturating_sub(2_000),
         categories,
-        districts: vec![Named { code: "riverside".into(), name: "Riverside".into() }],
+        districts: crate::places::DEMO_DISTRICTS.iter().map(|(code, name)| Named { code: (*code).into(), name: (*name).into() }).collect(),
         members,
         validators,
         policy,
