@@ -4,9 +4,10 @@
 //! - [`hash`], [`keys`], [`merkle`]: blake3, ed25519 with one acceptance rule, RFC 9162 trees.
 //! - [`money`]: amounts in cents and rates in basis points (DESIGN §5).
 //! - [`record`], [`receipt`], [`block`], [`cert`], [`genesis`], [`policy`]: the data model.
-//! - [`store`] (feature `store`): the RocksDB store.
+//! - [`execute`]: the one re-execute-a-block-and-compare-with-its-header check.
+//! - [`store`]: the store trait, the in-memory store, and (feature `store`) the RocksDB store.
 //!
-//! Architecture invariant: nothing here but `store` does I/O other than reading and writing
+//! Architecture invariant: nothing here but the RocksDB store does I/O other than reading and writing
 //! key files; nothing reads a clock or uses randomness except key generation.
 
 pub mod audit;
@@ -14,6 +15,7 @@ pub mod block;
 pub mod cert;
 pub mod codec;
 pub mod contract;
+pub mod execute;
 pub mod genesis;
 pub mod hash;
 pub mod keys;
@@ -22,7 +24,6 @@ pub mod money;
 pub mod policy;
 pub mod receipt;
 pub mod record;
-#[cfg(feature = "store")]
 pub mod store;
 
 pub use hash::Hash;

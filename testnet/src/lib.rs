@@ -2,3 +2,4 @@
 //! container testnets, the load generator and the benchmark (DESIGN §10).
 
 pub mod sim;
+pub mod workload;
