@@ -50,7 +50,8 @@ fn check_contract<S: ChainStore>(store: &S) {
     let (stray, stray_receipts) = block_at(1, Hash::digest(b"elsewhere"));
     let refused = store.append(BlockWrite { block: &stray, receipts: &stray_receipts, statement: None, state_snapshot: None });
     assert!(matches!(refused, Err(StoreError::BadAppend { height: 1, .. })), "{refused:?}");
-    let refused = store.append(BlockWrite { block: &one, receipts: &stray_receipts, statement: None, state_snapshot: None });
+    let (_, other_receipts) = block_at(2, alliance());
+    let refused = store.append(BlockWrite { block: &one, receipts: &other_receipts, statement: None, state_snapshot: None });
     assert!(matches!(refused, Err(StoreError::BadAppend { height: 1, .. })), "{refused:?}");
     assert_eq!(store.tip_height().expect("tip"), 0);
     assert!(store.record_location(&one.block.records[0].id()).expect("read").is_none());
