@@ -6,9 +6,10 @@
 //! - [`record`], [`receipt`], [`block`], [`cert`], [`genesis`], [`policy`]: the data model.
 //! - [`geo`], [`nearby`]: integer distances between members' locations, and the queries
 //!   "which members are near" and "where can this coupon or card be used" (issue 19).
-//! - [`store`] (feature `store`): the RocksDB store.
+//! - [`execute`]: the one re-execute-a-block-and-compare-with-its-header check.
+//! - [`store`]: the store trait, the in-memory store, and (feature `store`) the RocksDB store.
 //!
-//! Architecture invariant: nothing here but `store` does I/O other than reading and writing
+//! Architecture invariant: nothing here but the RocksDB store does I/O other than reading and writing
 //! key files; nothing reads a clock or uses randomness except key generation.
 
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod block;
 pub mod cert;
 pub mod codec;
 pub mod contract;
+pub mod execute;
 pub mod genesis;
 pub mod geo;
 pub mod hash;
@@ -26,7 +28,6 @@ pub mod nearby;
 pub mod policy;
 pub mod receipt;
 pub mod record;
-#[cfg(feature = "store")]
 pub mod store;
 
 pub use hash::Hash;

@@ -1,45 +1,27 @@
-//! The RocksDB store (DESIGN §8, docs/FORMAT.md §8).
+//! Where a node keeps its finalized chain and consensus log (DESIGN §8, docs/FORMAT.md §8).
 //!
-//! Column families: `meta` (format marker, genesis, tip), `blocks` (height → finalized block),
-//! `block_ids` (block id → height), `records` (record id → height ‖ index), `receipts`
-//! (record id → receipt), `state` (the latest state snapshot), `statements` (period → bytes),
-//! `votes` (the consensus vote log, opaque here).
-//!
-//! Every finalized block is written in one atomic, synced write batch together with its
-//! records' index, receipts, the tip and optionally a statement and a state snapshot, so a
-//! process killed at any instant reopens at a block boundary. Values are decoded and checked
-//! on read; RocksDB's block checksums and paranoid checks are on.
+//! [`ChainStore`] is what the node's chain and replica need from storage. Two stores
+//! implement it: the RocksDB [`Store`] (feature `store`), and [`MemStore`], in memory, for the
+//! simulator and in-process tests. Both write each call as one atomic, synced batch, so a
+//! process (or a simulated node) that crashes at any instant keeps exactly the calls that
+//! returned and nothing of the rest: a finalized block with its records' index, receipts, the
+//! tip and optionally a statement and a state snapshot, or one batch of consensus-log entries.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
-use crate::block::{FinalizedBlock, BLOCK_BYTES_MAX};
-use crate::codec::{Decode, Encode};
-use crate::genesis::{Genesis, GENESIS_BYTES_MAX};
+use crate::block::FinalizedBlock;
+use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::receipt::Receipt;
 
-/// Written once at creation; a directory without it is not a Plaza store.
-pub const FORMAT_MARKER: &[u8] = b"plaza-store-v1";
-/// The largest state snapshot the store will read back.
-pub const STATE_SNAPSHOT_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;
-
-const CF_META: &str = "meta";
-const CF_BLOCKS: &str = "blocks";
-const CF_BLOCK_IDS: &str = "block_ids";
-const CF_RECORDS: &str = "records";
-const CF_RECEIPTS: &str = "receipts";
-const CF_STATE: &str = "state";
-const CF_STATEMENTS: &str = "statements";
-const CF_VOTES: &str = "votes";
-const COLUMN_FAMILIES: [&str; 8] = [CF_META, CF_BLOCKS, CF_BLOCK_IDS, CF_RECORDS, CF_RECEIPTS, CF_STATE, CF_STATEMENTS, CF_VOTES];
-
-const KEY_FORMAT: &[u8] = b"format";
-const KEY_GENESIS: &[u8] = b"genesis";
-const KEY_TIP: &[u8] = b"tip";
-const KEY_SNAPSHOT: &[u8] = b"snapshot";
+#[cfg(feature = "store")]
+mod rocks;
+#[cfg(feature = "store")]
+pub use rocks::{Store, FORMAT_MARKER, STATE_SNAPSHOT_BYTES_MAX};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -55,17 +37,6 @@ pub enum StoreError {
     BadAppend { height: u64, reason: String },
     #[error("storage error: {0}")]
     Db(String),
-}
-
-impl From<rocksdb::Error> for StoreError {
-    fn from(e: rocksdb::Error) -> Self {
-        let text = e.into_string();
-        if text.contains("Corruption") {
-            StoreError::Corrupt(text)
-        } else {
-            StoreError::Db(text)
-        }
-    }
 }
 
 /// Where a record sits in the chain.
@@ -85,296 +56,185 @@ pub struct BlockWrite<'a> {
     pub state_snapshot: Option<&'a [u8]>,
 }
 
-pub struct Store {
-    db: DB,
-    path: PathBuf,
-    genesis: Genesis,
-    alliance: Hash,
-}
-
-fn db_options(create: bool) -> Options {
-    let mut opts = Options::default();
-    opts.create_if_missing(create);
-    opts.create_missing_column_families(create);
-    opts.set_paranoid_checks(true);
-    opts.set_max_open_files(256);
-    opts.set_keep_log_file_num(4);
-    opts
-}
-
-fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-    COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default())).collect()
-}
-
-fn synced() -> WriteOptions {
-    let mut wo = WriteOptions::default();
-    wo.set_sync(true);
-    wo
-}
-
-impl Store {
-    /// Creates a new store for `genesis` in `path`, which must not hold one already.
-    pub fn create(path: &Path, genesis: &Genesis) -> Result<Store, StoreError> {
-        if path.join("CURRENT").exists() {
-            return Err(StoreError::AlreadyExists { path: path.to_owned() });
+impl BlockWrite<'_> {
+    /// The checks every store makes before appending: the next height, on the tip, one
+    /// receipt per record and for that record.
+    pub fn check(&self, tip_height: u64, tip_id: &Hash) -> Result<(), StoreError> {
+        let header = &self.block.block.header;
+        let bad = |reason: String| StoreError::BadAppend { height: header.height, reason };
+        if header.height != tip_height + 1 {
+            return Err(bad(format!("the tip is {tip_height}")));
         }
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Db(format!("cannot create {}: {e}", path.display())))?;
-        let db = DB::open_cf_descriptors(&db_options(true), path, descriptors())?;
-        let mut batch = WriteBatch::default();
-        let meta = db.cf_handle(CF_META).expect("created above");
-        batch.put_cf(meta, KEY_FORMAT, FORMAT_MARKER);
-        batch.put_cf(meta, KEY_GENESIS, genesis.to_bytes());
-        batch.put_cf(meta, KEY_TIP, 0u64.to_be_bytes());
-        db.write_opt(batch, &synced())?;
-        drop(db);
-        Store::open(path)
-    }
-
-    /// Opens an existing store, checking that it is one and that it is consistent.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let not_a_store = |reason: String| StoreError::NotAStore { path: path.to_owned(), reason };
-        if !path.is_dir() {
-            return Err(not_a_store("no such directory".into()));
+        if header.parent != *tip_id {
+            return Err(bad("its parent is not the tip".into()));
         }
-        if !path.join("CURRENT").exists() {
-            return Err(not_a_store("no database in it; run `plaza init` first".into()));
+        if self.receipts.len() != self.block.block.records.len() {
+            return Err(bad("one receipt per record is needed".into()));
         }
-        let existing = DB::list_cf(&Options::default(), path).map_err(|e| not_a_store(e.into_string()))?;
-        for cf in COLUMN_FAMILIES {
-            if !existing.iter().any(|e| e == cf) {
-                return Err(not_a_store(format!("column family {cf:?} is missing")));
+        for (index, (record, receipt)) in self.block.block.records.iter().zip(self.receipts).enumerate() {
+            if receipt.record != record.id() {
+                return Err(bad(format!("receipt {index} is for another record")));
             }
-        }
-        let db = DB::open_cf_descriptors(&db_options(false), path, descriptors())?;
-        let meta = db.cf_handle(CF_META).expect("opened with every column family");
-        match db.get_cf(meta, KEY_FORMAT)? {
-            Some(marker) if marker == FORMAT_MARKER => {}
-            Some(other) => return Err(not_a_store(format!("unknown format {:?}", String::from_utf8_lossy(&other)))),
-            None => return Err(not_a_store("no format marker".into())),
-        }
-        let genesis_bytes = db.get_cf(meta, KEY_GENESIS)?.ok_or_else(|| StoreError::Corrupt("genesis missing".into()))?;
-        let genesis = Genesis::from_bytes(&genesis_bytes, GENESIS_BYTES_MAX)
-            .map_err(|e| StoreError::Corrupt(format!("stored genesis does not decode: {e}")))?;
-        let alliance = genesis.alliance_id();
-        let store = Store { db, path: path.to_owned(), genesis, alliance };
-        store.check_tip()?;
-        Ok(store)
-    }
-
-    /// Opens the store and insists it belongs to `alliance`.
-    pub fn open_for(path: &Path, alliance: &Hash) -> Result<Store, StoreError> {
-        let store = Store::open(path)?;
-        if store.alliance != *alliance {
-            return Err(StoreError::ForeignAlliance { path: path.to_owned(), expected: *alliance, found: store.alliance });
-        }
-        Ok(store)
-    }
-
-    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is opened")
-    }
-
-    /// The tip block must exist and nothing may lie beyond it.
-    fn check_tip(&self) -> Result<(), StoreError> {
-        let tip = self.tip_height()?;
-        if tip > 0 {
-            let block = self.block(tip)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {tip} is missing")))?;
-            if block.block.header.height != tip {
-                return Err(StoreError::Corrupt(format!("block stored at {tip} says height {}", block.block.header.height)));
-            }
-        }
-        if self.db.get_cf(self.cf(CF_BLOCKS), (tip + 1).to_be_bytes())?.is_some() {
-            return Err(StoreError::Corrupt(format!("a block lies beyond the tip {tip}")));
         }
         Ok(())
     }
+}
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    pub fn genesis(&self) -> &Genesis {
-        &self.genesis
-    }
-    pub fn alliance_id(&self) -> Hash {
-        self.alliance
-    }
-
+/// What the chain and the replica read and write. Every write is one atomic, synced batch.
+pub trait ChainStore {
+    fn genesis(&self) -> &Genesis;
+    fn alliance_id(&self) -> Hash;
     /// Height of the last finalized block; 0 before the first.
-    pub fn tip_height(&self) -> Result<u64, StoreError> {
-        let bytes = self.db.get_cf(self.cf(CF_META), KEY_TIP)?.ok_or_else(|| StoreError::Corrupt("tip missing".into()))?;
-        let array: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt("tip is not 8 bytes".into()))?;
-        Ok(u64::from_be_bytes(array))
-    }
+    fn tip_height(&self) -> Result<u64, StoreError>;
+    /// Appends the next finalized block and everything derived from it, atomically.
+    fn append(&self, write: BlockWrite<'_>) -> Result<(), StoreError>;
+    fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, StoreError>;
+    fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError>;
+    /// The latest state snapshot: the height it was taken after, and its bytes.
+    fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Writes entries of the consensus log in one synced atomic batch.
+    fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError>;
+    /// Deletes the consensus-log entries with keys below `key`.
+    fn delete_vote_log_below(&self, key: &[u8]) -> Result<(), StoreError>;
+    /// The whole consensus log, in key order.
+    fn vote_log(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 
     /// The id the next block's parent must be: the tip's id, or the alliance id.
-    pub fn tip_id(&self) -> Result<Hash, StoreError> {
+    fn tip_id(&self) -> Result<Hash, StoreError> {
         let tip = self.tip_height()?;
         if tip == 0 {
-            return Ok(self.alliance);
+            return Ok(self.alliance_id());
         }
         let block = self.block(tip)?.ok_or_else(|| StoreError::Corrupt(format!("tip block {tip} is missing")))?;
         Ok(block.block.id())
     }
+}
 
-    /// Appends the next finalized block and everything derived from it, atomically.
-    pub fn append(&self, write: BlockWrite<'_>) -> Result<(), StoreError> {
-        let header = &write.block.block.header;
-        let height = header.height;
-        let bad = |reason: String| StoreError::BadAppend { height, reason };
-        let tip = self.tip_height()?;
-        if height != tip + 1 {
-            return Err(bad(format!("the tip is {tip}")));
+#[derive(Default)]
+struct MemInner {
+    blocks: Vec<FinalizedBlock>,
+    records: BTreeMap<Hash, RecordLocation>,
+    receipts: BTreeMap<Hash, Receipt>,
+    statements: BTreeMap<u64, Vec<u8>>,
+    snapshot: Option<(u64, Vec<u8>)>,
+    votes: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// A store in memory with a disk's crash semantics: what a call wrote is kept whole (it is
+/// "synced" when the call returns), so dropping a node's volatile state and reopening its
+/// chain on the same `MemStore` is a crash at that instant. The simulator and in-process
+/// tests use it; it never touches a file.
+pub struct MemStore {
+    genesis: Genesis,
+    alliance: Hash,
+    inner: Mutex<MemInner>,
+    /// A write that fails on purpose (tests of the failure paths): the number of writes
+    /// still allowed, `u64::MAX` for no limit.
+    writes_left: Mutex<u64>,
+}
+
+impl MemStore {
+    pub fn new(genesis: &Genesis) -> MemStore {
+        MemStore {
+            genesis: genesis.clone(),
+            alliance: genesis.alliance_id(),
+            inner: Mutex::new(MemInner::default()),
+            writes_left: Mutex::new(u64::MAX),
         }
-        if header.parent != self.tip_id()? {
-            return Err(bad("its parent is not the tip".into()));
+    }
+
+    fn inner(&self) -> MutexGuard<'_, MemInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// After `writes` more successful writes, every write fails (a full or broken disk).
+    pub fn fail_after(&self, writes: u64) {
+        *self.writes_left.lock().unwrap_or_else(PoisonError::into_inner) = writes;
+    }
+
+    fn take_write(&self) -> Result<(), StoreError> {
+        let mut left = self.writes_left.lock().unwrap_or_else(PoisonError::into_inner);
+        if *left == 0 {
+            return Err(StoreError::Db("the disk refuses writes (test)".into()));
         }
-        if write.receipts.len() != write.block.block.records.len() {
-            return Err(bad("one receipt per record is needed".into()));
+        if *left != u64::MAX {
+            *left -= 1;
         }
-        let mut batch = WriteBatch::default();
-        let id = write.block.block.id();
-        batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), write.block.to_bytes());
-        batch.put_cf(self.cf(CF_BLOCK_IDS), id.as_bytes(), height.to_be_bytes());
-        for (index, (record, receipt)) in write.block.block.records.iter().zip(write.receipts).enumerate() {
-            if receipt.record != record.id() {
-                return Err(bad(format!("receipt {index} is for another record")));
-            }
-            let mut location = [0u8; 12];
-            location[..8].copy_from_slice(&height.to_be_bytes());
-            location[8..].copy_from_slice(&(index as u32).to_be_bytes());
-            batch.put_cf(self.cf(CF_RECORDS), record.id().as_bytes(), location);
-            batch.put_cf(self.cf(CF_RECEIPTS), record.id().as_bytes(), receipt.to_bytes());
-        }
-        if let Some((period, bytes)) = write.statement {
-            batch.put_cf(self.cf(CF_STATEMENTS), period.to_be_bytes(), bytes);
-        }
-        if let Some(snapshot) = write.state_snapshot {
-            let mut value = height.to_be_bytes().to_vec();
-            value.extend_from_slice(snapshot);
-            batch.put_cf(self.cf(CF_STATE), KEY_SNAPSHOT, value);
-        }
-        batch.put_cf(self.cf(CF_META), KEY_TIP, height.to_be_bytes());
-        self.db.write_opt(batch, &synced())?;
         Ok(())
     }
 
-    pub fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, StoreError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_BLOCKS), height.to_be_bytes())? else {
-            return Ok(None);
-        };
-        let block = FinalizedBlock::from_bytes(&bytes, BLOCK_BYTES_MAX + 64 * 1024)
-            .map_err(|e| StoreError::Corrupt(format!("block {height} does not decode: {e}")))?;
-        if block.block.header.height != height {
-            return Err(StoreError::Corrupt(format!("block stored at {height} says height {}", block.block.header.height)));
-        }
-        Ok(Some(block))
-    }
-
-    pub fn height_of_block(&self, id: &Hash) -> Result<Option<u64>, StoreError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_BLOCK_IDS), id.as_bytes())? else {
-            return Ok(None);
-        };
-        let array: [u8; 8] = bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt("block index entry".into()))?;
-        Ok(Some(u64::from_be_bytes(array)))
-    }
-
-    pub fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_RECORDS), id.as_bytes())? else {
-            return Ok(None);
-        };
-        if bytes.len() != 12 {
-            return Err(StoreError::Corrupt("record index entry".into()));
-        }
-        let height = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-        let index = u32::from_be_bytes(bytes[8..].try_into().expect("4 bytes"));
-        Ok(Some(RecordLocation { height, index }))
-    }
-
-    pub fn receipt(&self, record: &Hash) -> Result<Option<Receipt>, StoreError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_RECEIPTS), record.as_bytes())? else {
-            return Ok(None);
-        };
-        Receipt::from_bytes(&bytes, 64).map(Some).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))
-    }
-
-    /// The receipts of one block, in record order.
-    pub fn receipts_of(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError> {
-        block
-            .block
-            .records
-            .iter()
-            .map(|r| self.receipt(&r.id())?.ok_or_else(|| StoreError::Corrupt(format!("receipt of record {} missing", r.id()))))
-            .collect()
-    }
-
-    pub fn statement(&self, period: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_STATEMENTS), period.to_be_bytes())?)
+    /// The receipt of a finalized record.
+    pub fn receipt(&self, record: &Hash) -> Option<Receipt> {
+        self.inner().receipts.get(record).copied()
     }
 
     /// Every stored statement, by period.
-    pub fn statements(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_STATEMENTS), rocksdb::IteratorMode::Start) {
-            let (key, value) = item?;
-            let period = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt("statement key".into()))?);
-            out.push((period, value.to_vec()));
-        }
-        Ok(out)
+    pub fn statements(&self) -> Vec<(u64, Vec<u8>)> {
+        self.inner().statements.iter().map(|(p, b)| (*p, b.clone())).collect()
     }
+}
 
-    /// The latest state snapshot: the height it was taken after, and its bytes.
-    pub fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let Some(value) = self.db.get_cf(self.cf(CF_STATE), KEY_SNAPSHOT)? else {
+impl ChainStore for MemStore {
+    fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+    fn alliance_id(&self) -> Hash {
+        self.alliance
+    }
+    fn tip_height(&self) -> Result<u64, StoreError> {
+        Ok(self.inner().blocks.len() as u64)
+    }
+    fn tip_id(&self) -> Result<Hash, StoreError> {
+        Ok(self.inner().blocks.last().map_or(self.alliance, |b| b.block.id()))
+    }
+    fn append(&self, write: BlockWrite<'_>) -> Result<(), StoreError> {
+        let tip_id = self.tip_id()?;
+        let mut inner = self.inner();
+        write.check(inner.blocks.len() as u64, &tip_id)?;
+        drop(inner);
+        self.take_write()?;
+        inner = self.inner();
+        let height = write.block.block.header.height;
+        for (index, (record, receipt)) in write.block.block.records.iter().zip(write.receipts).enumerate() {
+            inner.records.insert(record.id(), RecordLocation { height, index: index as u32 });
+            inner.receipts.insert(record.id(), *receipt);
+        }
+        if let Some((period, bytes)) = write.statement {
+            inner.statements.insert(period, bytes.to_vec());
+        }
+        if let Some(snapshot) = write.state_snapshot {
+            inner.snapshot = Some((height, snapshot.to_vec()));
+        }
+        inner.blocks.push(write.block.clone());
+        Ok(())
+    }
+    fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, StoreError> {
+        if height == 0 {
             return Ok(None);
-        };
-        if value.len() < 8 || value.len() > STATE_SNAPSHOT_BYTES_MAX {
-            return Err(StoreError::Corrupt("state snapshot size".into()));
         }
-        let height = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-        Ok(Some((height, value[8..].to_vec())))
+        Ok(self.inner().blocks.get(height as usize - 1).cloned())
     }
-
-    /// Writes entries of the consensus vote log in one synced atomic batch, before the vote
-    /// they end with is sent.
-    pub fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
+    fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError> {
+        Ok(self.inner().records.get(id).copied())
+    }
+    fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self.inner().snapshot.clone())
+    }
+    fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        self.take_write()?;
+        let mut inner = self.inner();
         for (key, value) in entries {
-            batch.put_cf(self.cf(CF_VOTES), key, value);
+            inner.votes.insert(key.clone(), value.clone());
         }
-        self.db.write_opt(batch, &synced())?;
         Ok(())
     }
-
-    pub fn delete_vote_log_below(&self, key: &[u8]) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_VOTES), &[][..], key);
-        self.db.write_opt(batch, &synced())?;
+    fn delete_vote_log_below(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.take_write()?;
+        let mut inner = self.inner();
+        inner.votes = inner.votes.split_off(key);
         Ok(())
     }
-
-    /// The whole vote log, in key order.
-    pub fn vote_log(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_VOTES), rocksdb::IteratorMode::Start) {
-            let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// Bytes the store takes on disk (SST and log files), for `plaza bench`.
-    pub fn disk_bytes(&self) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            let Ok(entries) = std::fs::read_dir(p) else { return 0 };
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        walk(&self.path)
+    fn vote_log(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        Ok(self.inner().votes.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }

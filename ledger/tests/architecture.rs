@@ -49,6 +49,17 @@ fn pure_crates_pull_in_no_io() {
     let m = manifest("ledger");
     let rocksdb = m["dependencies"]["rocksdb"].as_table().expect("rocksdb entry");
     assert_eq!(rocksdb.get("optional").and_then(|v| v.as_bool()), Some(true));
+    // The node's I/O (tokio, libp2p, axum, RocksDB) only behind its `io` feature.
+    let node = manifest("node");
+    for dep in ["tokio", "libp2p", "axum"] {
+        assert_eq!(node["dependencies"][dep].get("optional").and_then(|v| v.as_bool()), Some(true), "node's {dep}");
+    }
+    let testnet = manifest("testnet");
+    assert_eq!(
+        testnet["dependencies"]["plaza-node"].get("default-features").and_then(|v| v.as_bool()),
+        Some(false),
+        "the simulator runs the replica without the node's I/O"
+    );
     let consensus = manifest("consensus");
     let ledger_dep = &consensus["dependencies"]["plaza-ledger"];
     assert!(ledger_dep.get("features").is_none(), "consensus uses the ledger without the store");
@@ -79,8 +90,19 @@ fn deterministic_code_uses_no_clock_randomness_or_hash_maps() {
     let banned = ["SystemTime", "Instant", "rand::", "thread_rng", "HashMap", "HashSet", "std::fs", "std::net", "tokio"];
     let allowed = ["use std::collections::{BTreeSet, HashSet};", "type SeenIds = HashSet<Hash, BuildHasherDefault<IdHasher>>;"];
     let mut offences = Vec::new();
-    for dir in ["consensus/src", "ledger/src/contract"] {
-        let files = rust_files(&workspace().join(dir));
+    // The node's replica and what it runs are the same deterministic code the simulator runs.
+    let pure = [
+        "consensus/src",
+        "ledger/src/contract",
+        "ledger/src/execute.rs",
+        "node/src/replica.rs",
+        "node/src/chain.rs",
+        "node/src/mempool.rs",
+        "node/src/wire.rs",
+    ];
+    for dir in pure {
+        let path = workspace().join(dir);
+        let files = if path.is_file() { vec![path] } else { rust_files(&path) };
         assert!(!files.is_empty(), "{dir} has sources");
         for file in files {
             let text = std::fs::read_to_string(&file).expect("source");

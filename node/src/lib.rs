@@ -1,43 +1,66 @@
-//! The Plaza node: everything that does I/O — networking, mempool, the consensus driver,
-//! block execution and persistence, sync, the HTTP API and metrics.
+//! The Plaza node: the sans-IO replica, and around it (feature `io`, on by default) the
+//! I/O shell — networking, the HTTP API, metrics and RocksDB.
 //!
-//! - [`config`]: `config.toml`.
-//! - [`chain`]: building, executing and storing blocks (the application consensus orders).
+//! Always built (the simulator uses these without the `io` feature):
+//! - [`replica`]: one node's whole logic — consensus, mempool admission, proposing,
+//!   executing, the consensus log, finalization, the sync policy — with no I/O.
+//! - [`chain`]: building, executing and storing blocks over any store.
 //! - [`mempool`]: checked records waiting for a block.
+//! - [`wire`]: gossiped records and block sync's messages as bytes.
+//! - [`config`]: `config.toml`. [`json`]: record payloads as JSON, converted by hand.
+//!
+//! With `io`:
+//! - [`driver`]: the thin shell that turns the replica's effects into tokio, libp2p and
+//!   RocksDB calls.
 //! - [`net`]: libp2p (member-only peers, gossip, block sync).
-//! - [`driver`]: the loop that runs the pure consensus state machine with tokio timers.
 //! - [`api`]: the HTTP API (JSON), `/metrics`, `/openapi.json`.
 //! - [`explorer`]: the HTML explorer at `/` (pages, the who-owes-whom picture).
 //! - [`client`]: a minimal blocking HTTP client for the CLI, the testnet and the tests.
-//! - [`json`]: record payloads as JSON, converted by hand.
 //! - [`nearby`]: nearby members, districts, where a coupon or a card can be used (issue 19).
 //!
-//! Architecture invariant: the driver is the only place where consensus meets tokio, sockets
-//! and RocksDB; what goes into a block (records, time) is decided by the proposer and then
-//! checked and executed identically by every validator.
+//! Architecture invariant: the driver is the only place where the replica meets tokio,
+//! sockets and RocksDB; what goes into a block (records, time) is decided by the proposer and
+//! then checked and executed identically by every validator.
 
+#[cfg(feature = "io")]
 pub mod api;
+#[cfg(feature = "io")]
 pub mod auth;
 pub mod chain;
+#[cfg(feature = "io")]
 pub mod client;
 pub mod config;
+#[cfg(feature = "io")]
 pub mod driver;
+#[cfg(feature = "io")]
 pub mod explorer;
 pub mod json;
 pub mod mempool;
+#[cfg(feature = "io")]
 pub mod metrics;
+#[cfg(feature = "io")]
 pub mod nearby;
+#[cfg(feature = "io")]
 pub mod net;
+pub mod replica;
+#[cfg(feature = "io")]
 pub mod sale_base;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
+#[cfg(feature = "io")]
 use std::sync::{Arc, Mutex, RwLock};
 
+#[cfg(feature = "io")]
 use plaza_ledger::contract::State;
+#[cfg(feature = "io")]
 use plaza_ledger::record::Record;
+#[cfg(feature = "io")]
 use plaza_ledger::store::Store;
+#[cfg(feature = "io")]
 use plaza_ledger::{Hash, Keypair};
+#[cfg(feature = "io")]
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::NodeConfig;
@@ -112,6 +135,7 @@ pub enum Admission {
 }
 
 /// Requests from the API to the driver.
+#[cfg(feature = "io")]
 pub enum Command {
     Submit { records: Vec<Record>, reply: oneshot::Sender<Vec<Admission>> },
 }
@@ -127,10 +151,11 @@ pub struct Status {
 }
 
 /// What the API and the driver share.
+#[cfg(feature = "io")]
 pub struct Shared {
     pub store: Arc<Store>,
     pub state: Arc<RwLock<State>>,
-    pub mempool: Mutex<mempool::Mempool>,
+    pub mempool: Arc<Mutex<mempool::Mempool>>,
     pub metrics: metrics::Metrics,
     pub clock: Clock,
     pub merchant: Keypair,
@@ -144,6 +169,7 @@ pub struct Shared {
     pub commands: mpsc::Sender<Command>,
 }
 
+#[cfg(feature = "io")]
 impl Shared {
     pub fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -8,6 +8,7 @@
 
 pub mod places;
 pub mod sim;
+pub mod workload;
 
 #[cfg(feature = "processes")]
 pub mod api;

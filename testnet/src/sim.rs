@@ -1,41 +1,61 @@
-//! The deterministic cluster simulator (DESIGN §10): n validators running the production
-//! `plaza_consensus` state machine over a simulated network and clock, all driven by one seed.
+//! The deterministic cluster simulator (DESIGN §10): n nodes running the node's own
+//! [`Replica`] — consensus, mempool admission, proposing, executing every block through the
+//! settlement contract before voting, the consensus log, finalization and block sync — over
+//! a simulated network, clock and disk ([`MemStore`]), all driven by one seed. Merchants
+//! submit real signed records ([`crate::workload`]) to the nodes as API clients would.
 //!
-//! Faults: message loss, duplication, reordering and delay; partitions and heals; crashes and
-//! restarts from what was durably written (the vote and proposal logs and the finalized
-//! chain); clock skew and drift; up to f Byzantine validators played by mock nodes
-//! (equivocating leader, twins, invalid proposals, withheld votes, votes for unknown blocks,
-//! silence). Nodes also run the node's block sync, as the real driver does.
+//! Faults: message loss, duplication, reordering and delay; partitions and heals; crashes at
+//! any instant and restarts from what was durably written (a consensus-log write in flight
+//! takes simulated disk time, and a crash in it loses the write and everything the node
+//! would have sent after it); clock skew and drift; up to f Byzantine validators played by
+//! mock nodes around the honest replica (equivocating leader, twins, invalid proposals,
+//! withheld votes, votes for unknown blocks, silence).
 //!
-//! After every run: no two honest validators finalized different blocks at one height (so
-//! their chains are prefixes of each other), no honest validator signed two different votes
-//! of one kind in one view or both nullify and finalize in one view, and once faults stop
-//! every honest validator finalizes a new block within [`LIVENESS_VIEWS_MAX`] views.
+//! After every run:
+//! - safety: no two honest nodes finalized different blocks at one height, and every honest
+//!   node that reached a height has the same block, state root, receipts root and statement
+//!   hash there; no honest validator sent two different votes of one kind in one view, or
+//!   both nullify and finalize in one view;
+//! - the ledger: every record acknowledged final at any honest node is in every honest node's
+//!   chain that reached its height, no record appears twice in a chain, no record from a
+//!   non-member is admitted or finalized, and each honest node's live state has its tip
+//!   header's state root;
+//! - liveness: once faults stop every honest validator finalizes a new block within
+//!   [`LIVENESS_VIEWS_MAX`] views.
+//!
 //! A failing run prints its seed; [`run`] with that seed replays it exactly.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::Range;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use plaza_consensus::{
-    Config, Consensus, FinalizedTip, InjectedBugs, Input, Message, Output, Proposal, Restart,
-};
-use plaza_ledger::cert::{Certificate, Validator, ValidatorSet, Vote, VoteKind, VoteTarget};
-use plaza_ledger::codec::Encode;
+use plaza_consensus::{Config, InjectedBugs, Message, PAYLOAD_BYTES_MAX};
+use plaza_ledger::block::{Block, BLOCK_BYTES_MAX};
+use plaza_ledger::cert::{Vote, VoteKind, VoteTarget};
+use plaza_ledger::codec::{Decode, Encode};
+use plaza_ledger::record::Record;
+use plaza_ledger::store::{ChainStore, MemStore};
 use plaza_ledger::{Hash, Keypair, PublicKey};
+use plaza_node::mempool::Mempool;
+use plaza_node::replica::{Effect, Now, Replica, ReplicaBugs, ReplicaConfig};
+use plaza_node::wire::{SyncRequest, SyncResponse};
+use plaza_node::Admission;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::workload::{self, Workload, GENESIS_MS};
+
 /// Once faults stop, every honest validator must finalize a new block within this many views.
 pub const LIVENESS_VIEWS_MAX: u64 = 60;
-/// The first payload byte of a block that honest applications reject.
-const INVALID_MARKER: u8 = 0xBA;
-/// How often a node asks a peer for finalized blocks it lacks (the node's `SYNC_INTERVAL_MS`).
-const SYNC_INTERVAL_MS: u64 = 500;
-/// At most this many finalized blocks per sync answer (the node's `SYNC_BLOCKS_MAX`).
-const SYNC_BLOCKS_MAX: usize = 256;
+/// A simulated node's wall clock at local time 0: the run crosses a local midnight (a
+/// settlement period closes) a few simulated seconds in.
+const WALL_START_MS: u64 = GENESIS_MS + plaza_ledger::policy::DAY_MS - 16_000;
+/// How long the simulated disk takes for one synced write, at most.
+const DISK_WRITE_MS_MAX: u64 = 3;
 
 /// What the runs of a batch have in common; each seed draws the rest.
 #[derive(Clone, Debug)]
@@ -52,6 +72,8 @@ pub struct SimOptions {
     pub network_faults: bool,
     /// Deliberate protocol bugs in every validator (needs consensus's `inject-bugs` feature).
     pub bugs: InjectedBugs,
+    /// Deliberate replica bugs in every node (needs node's `inject-bugs` feature).
+    pub replica_bugs: ReplicaBugs,
 }
 
 impl Default for SimOptions {
@@ -63,18 +85,19 @@ impl Default for SimOptions {
             byzantine: true,
             network_faults: true,
             bugs: InjectedBugs::default(),
+            replica_bugs: ReplicaBugs::default(),
         }
     }
 }
 
-/// A Byzantine validator's behaviour, played by a mock around the honest state machine.
+/// A Byzantine validator's behaviour, played by a mock around the honest replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Byzantine {
-    /// As leader, sends different blocks to two halves of the cluster.
+    /// As leader, sends two different valid blocks to two halves of the cluster.
     Equivocator,
-    /// Two nodes with one key, each running honest code with its own vote log.
+    /// Two nodes with one key, each running honest code with its own store.
     Twins,
-    /// As leader, proposes blocks the application rejects.
+    /// As leader, proposes blocks whose header the execution contradicts.
     InvalidProposer,
     /// Never sends a vote or certificate (still proposes).
     Withholder,
@@ -159,10 +182,14 @@ impl fmt::Display for Scenario {
 #[derive(Clone, Debug)]
 pub struct RunReport {
     pub scenario: Scenario,
-    /// blake3 of everything that happened: every delivery, timer, output and fault, in order.
+    /// blake3 of everything that happened: every delivery, timer, effect and fault, in order.
     pub trace_hash: Hash,
     /// The lowest finalized height among honest validators at the end.
     pub finalized_height_min: u64,
+    /// Records in the lowest honest chain at the end.
+    pub finalized_records_min: u64,
+    /// The state root of the highest block every honest node holds.
+    pub common_state_root: Hash,
     pub views_max: u64,
     pub messages: u64,
     /// Empty when every check passed.
@@ -181,6 +208,7 @@ pub struct SimSummary {
     pub runs: u64,
     pub failures: Vec<RunReport>,
     pub finalized_blocks: u64,
+    pub finalized_records: u64,
     pub messages: u64,
     pub elapsed: Duration,
 }
@@ -195,10 +223,11 @@ impl fmt::Display for SimSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} runs, {} failed, {} blocks finalized (lowest honest height per run, summed), {} messages, {:.1}s",
+            "{} runs, {} failed, {} blocks and {} records finalized (lowest honest chain per run, summed), {} messages, {:.1}s",
             self.runs,
             self.failures.len(),
             self.finalized_blocks,
+            self.finalized_records,
             self.messages,
             self.elapsed.as_secs_f64()
         )?;
@@ -253,6 +282,7 @@ pub fn run_seeds(options: &SimOptions, seeds: Range<u64>, show_progress: bool) -
     for report in all {
         summary.runs += 1;
         summary.finalized_blocks += report.finalized_height_min;
+        summary.finalized_records += report.finalized_records_min;
         summary.messages += report.messages;
         if !report.passed() {
             summary.failures.push(report);
@@ -280,44 +310,24 @@ enum Role {
     Byzantine(Byzantine),
 }
 
-/// What survives a crash.
-#[derive(Default)]
-struct Durable {
-    votes: Vec<Vote>,
-    /// Proposals persisted before voting for them, by block id; dropped once finalized.
-    proposals: BTreeMap<Hash, Proposal>,
-    /// Notarizations persisted before finalize votes, by view; dropped once finalized.
-    certificates: BTreeMap<u64, Certificate>,
-    /// The finalized chain: (height, view, block).
-    chain: Vec<(u64, u64, Hash)>,
-}
-
-/// The application: builds and checks blocks. A block id commits to view, parent, height
-/// and payload; a payload starting with [`INVALID_MARKER`] does not execute.
-#[derive(Default)]
-struct App {
-    /// Verified (executed) blocks: volatile, lost in a crash except the finalized ones.
-    blocks: BTreeSet<Hash>,
-    built: u64,
-}
-
-fn block_id(view: u64, parent: &Hash, height: u64, payload: &[u8]) -> Hash {
-    Hash::digest_parts(&[b"sim-block", &view.to_be_bytes(), parent.as_bytes(), &height.to_be_bytes(), payload])
-}
-
 struct Node {
     key: usize,
     role: Role,
-    consensus: Option<Consensus>,
-    app: App,
-    durable: Durable,
+    /// The running process; `None` while crashed.
+    replica: Option<Replica<MemStore>>,
+    /// The disk: survives crashes.
+    store: Arc<MemStore>,
+    /// Increments with every crash; events of an earlier life are stale.
+    life: u64,
+    /// A consensus-log write on the disk, and the effects waiting behind it.
+    writing: bool,
+    held: VecDeque<Effect>,
     skew_ms: i64,
     /// Clock rate error in parts per million.
     drift_ppm: i64,
-    timer_generation: u64,
-    /// When the finalized chain last grew (global ms), and which peer block sync asks next.
-    tip_changed_ms: u64,
-    sync_cursor: usize,
+    /// The wake-up scheduled (global ms) and its generation.
+    wake: Option<(u64, u64)>,
+    wake_generation: u64,
 }
 
 impl Node {
@@ -334,22 +344,27 @@ impl Node {
         }
         global
     }
+    fn now(&self, global_ms: u64) -> Now {
+        let ms = self.local_ms(global_ms);
+        Now { ms, wall_ms: WALL_START_MS + ms }
+    }
 }
 
 #[allow(clippy::large_enum_variant)]
 enum Event {
     /// The message was decoded from its bytes once per send; every recipient gets a copy.
-    Deliver { to: usize, from: PublicKey, message: std::rc::Rc<Message> },
-    Timer { node: usize, generation: u64 },
+    Deliver { to: usize, from: PublicKey, message: Rc<Message> },
+    Records { to: usize, records: Rc<Vec<Record>> },
+    Wake { node: usize, generation: u64 },
+    DiskDone { node: usize, life: u64, entries: Vec<(Vec<u8>, Vec<u8>)> },
+    Submit { node: usize },
     Crash { node: usize },
     Restart { node: usize },
     Partition { groups: Vec<u8> },
     FaultsEnd,
-    /// Block sync, as the node does it (DESIGN §8): a node behind on the finalized chain
-    /// fetches finalized blocks from a peer and restarts consensus from the new tip.
-    SyncTick { node: usize },
-    SyncRequest { to: usize, from: usize, height: u64, lag_min: u64 },
-    SyncResponse { to: usize, blocks: Vec<(u64, u64, Hash)> },
+    SyncRequest { to: usize, from: usize, request: SyncRequest },
+    SyncResponse { to: usize, response: Rc<SyncResponse> },
+    SyncFailed { to: usize },
 }
 
 struct Cluster {
@@ -357,9 +372,9 @@ struct Cluster {
     rng: ChaCha8Rng,
     alliance: Hash,
     keys: Vec<Keypair>,
-    set: ValidatorSet,
-    config: Config,
+    config: ReplicaConfig,
     nodes: Vec<Node>,
+    workload: Workload,
     now_ms: u64,
     seq: u64,
     events: BTreeMap<(u64, u64), Event>,
@@ -368,10 +383,14 @@ struct Cluster {
     /// Partition group per node; messages cross only within a group.
     groups: Vec<u8>,
     messages: u64,
-    /// Per honest key: every vote it signed, by (kind, view).
-    signed: BTreeMap<(usize, VoteKind, u64), BTreeSet<VoteTarget>>,
-    /// Per node: height -> block, as finalized.
+    /// Per honest key: every vote it sent, by (kind, view).
+    sent_votes: BTreeMap<(usize, VoteKind, u64), BTreeSet<VoteTarget>>,
+    /// Per node: height → (block id, view), as finalized.
     finalized: Vec<BTreeMap<u64, (Hash, u64)>>,
+    /// Records acknowledged final by an honest node: id → (height, node).
+    acknowledged: BTreeMap<Hash, (u64, usize)>,
+    /// Records from a non-member offered to nodes.
+    outsiders: BTreeSet<Hash>,
     /// At the end of faults: the highest honest view and height.
     calm_start: Option<(u64, u64)>,
     violations: Vec<String>,
@@ -381,24 +400,28 @@ impl Cluster {
     fn new(scenario: Scenario, options: &SimOptions) -> Cluster {
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         let n = scenario.validators;
-        let alliance = Hash::digest(format!("sim-alliance-{}", scenario.seed).as_bytes());
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(format!("sim-{}-v{i}", scenario.seed).as_bytes())).collect();
-        let set = ValidatorSet::new(
-            keys.iter()
-                .enumerate()
-                .map(|(i, k)| Validator {
-                    key: k.public(),
-                    network_key: Keypair::from_seed(format!("sim-{}-net{i}", scenario.seed).as_bytes()).public(),
-                })
-                .collect(),
-        )
-        .expect("distinct simulated keys");
-        let config = Config {
-            view_timeout_ms: 400,
-            rebroadcast_interval_ms: 200,
-            silent_leader_views: 8,
-            payload_bytes_max: 1024,
-            injected_bugs: options.bugs,
+        let network_keys: Vec<Keypair> =
+            (0..n).map(|i| Keypair::from_seed(format!("sim-{}-net{i}", scenario.seed).as_bytes())).collect();
+        let genesis = workload::genesis(&keys, &network_keys);
+        let alliance = genesis.alliance_id();
+        let config = ReplicaConfig {
+            consensus: Config {
+                view_timeout_ms: 400,
+                rebroadcast_interval_ms: 200,
+                silent_leader_views: 8,
+                payload_bytes_max: PAYLOAD_BYTES_MAX,
+                injected_bugs: options.bugs,
+            },
+            block_interval_ms: 5,
+            empty_block_interval_ms: 10,
+            block_records_max: 200,
+            block_time_skew_ms_max: 30_000,
+            snapshot_interval_blocks: 8,
+            mempool_records_max: 10_000,
+            mempool_records_per_merchant_max: 2_000,
+            sync_timeout_ms: 1_000,
+            bugs: options.replica_bugs,
         };
         let mut nodes = Vec::new();
         for key in 0..n {
@@ -410,26 +433,28 @@ impl Cluster {
                 nodes.push(Node {
                     key,
                     role,
-                    consensus: None,
-                    app: App::default(),
-                    durable: Durable::default(),
+                    replica: None,
+                    store: Arc::new(MemStore::new(&genesis)),
+                    life: 0,
+                    writing: false,
+                    held: VecDeque::new(),
                     skew_ms,
                     drift_ppm,
-                    timer_generation: 0,
-                    tip_changed_ms: 0,
-                    sync_cursor: 0,
+                    wake: None,
+                    wake_generation: 0,
                 });
             }
         }
         let node_count = nodes.len();
+        let workload = Workload::new(scenario.seed, alliance, &keys);
         let mut cluster = Cluster {
             scenario,
             rng,
             alliance,
             keys,
-            set,
             config,
             nodes,
+            workload,
             now_ms: 0,
             seq: 0,
             events: BTreeMap::new(),
@@ -437,18 +462,18 @@ impl Cluster {
             faults_active: true,
             groups: vec![0; node_count],
             messages: 0,
-            signed: BTreeMap::new(),
+            sent_votes: BTreeMap::new(),
             finalized: vec![BTreeMap::new(); node_count],
+            acknowledged: BTreeMap::new(),
+            outsiders: BTreeSet::new(),
             calm_start: None,
             violations: Vec::new(),
         };
         for node in 0..node_count {
-            cluster.restart_node(node);
-            // Staggered, as independent nodes' timers are.
-            let first = SYNC_INTERVAL_MS * (node as u64 + 1) / node_count as u64;
-            cluster.schedule(first, Event::SyncTick { node });
+            cluster.start_node(node);
         }
         cluster.schedule_faults(options);
+        cluster.schedule_workload(options);
         cluster
     }
 
@@ -474,7 +499,7 @@ impl Cluster {
             }
         }
         if self.scenario.crashes {
-            let honest: Vec<usize> = (0..count).filter(|i| self.nodes[*i].role == Role::Honest).collect();
+            let honest = self.honest_nodes();
             let crashes = self.rng.random_range(1..=3);
             for _ in 0..crashes {
                 let node = honest[self.rng.random_range(0..honest.len())];
@@ -489,6 +514,21 @@ impl Cluster {
         self.schedule(end, Event::FaultsEnd);
     }
 
+    /// Merchants' batches of records, at random instants, to random honest nodes.
+    fn schedule_workload(&mut self, options: &SimOptions) {
+        let end = options.fault_duration_ms + options.calm_duration_ms;
+        let honest = self.honest_nodes();
+        let mut t = 0;
+        loop {
+            t += self.rng.random_range(10..120);
+            if t >= end {
+                break;
+            }
+            let node = honest[self.rng.random_range(0..honest.len())];
+            self.schedule(t, Event::Submit { node });
+        }
+    }
+
     fn run(&mut self, options: &SimOptions) {
         let end = options.fault_duration_ms + options.calm_duration_ms;
         while let Some((&(at, seq), _)) = self.events.first_key_value() {
@@ -499,17 +539,6 @@ impl Cluster {
             self.now_ms = at;
             self.step(event);
         }
-        if cfg!(debug_assertions) && std::env::var_os("PLAZA_SIM_DEBUG").is_some() {
-            eprintln!("end at {} with {} events left", self.now_ms, self.events.len());
-            for (i, n) in self.nodes.iter().enumerate() {
-                eprintln!("node {i} {:?} up={} view={:?} gen={}", n.role, n.consensus.is_some(), n.consensus.as_ref().map(|c| c.view()), n.timer_generation);
-                if let Some(c) = &n.consensus {
-                    for v in c.view().saturating_sub(2)..=c.view() {
-                        eprintln!("   {}", c.describe_view(v));
-                    }
-                }
-            }
-        }
         self.check_end();
     }
 
@@ -519,25 +548,44 @@ impl Cluster {
             Event::Deliver { to, from, message } => {
                 self.trace.update(&[1, to as u8]);
                 self.trace.update(from.as_bytes());
-                self.input(to, Input::Message { from, message: (*message).clone() });
+                self.with_replica(to, |r, now| r.handle_message(now, from, (*message).clone()));
             }
-            Event::Timer { node, generation } => {
-                if self.nodes[node].timer_generation == generation {
+            Event::Records { to, records } => {
+                self.trace.update(&[14, to as u8]);
+                self.with_replica(to, |r, now| r.handle_gossip_records(now, (*records).clone()));
+            }
+            Event::Wake { node, generation } => {
+                if self.nodes[node].wake.is_some_and(|(_, g)| g == generation) {
+                    self.nodes[node].wake = None;
                     self.trace.update(&[2, node as u8]);
-                    self.input(node, Input::Timeout);
+                    self.with_replica(node, |r, now| r.handle_timeout(now));
                 }
             }
+            Event::DiskDone { node, life, entries } => {
+                if self.nodes[node].life == life {
+                    self.trace.update(&[15, node as u8]);
+                    let state = &mut self.nodes[node];
+                    if let Err(e) = state.store.put_vote_log(&entries) {
+                        self.violations.push(format!("node {node}: the simulated disk failed: {e}"));
+                    }
+                    state.writing = false;
+                    self.perform(node);
+                }
+            }
+            Event::Submit { node } => self.submit(node),
             Event::Crash { node } => {
                 self.trace.update(&[3, node as u8]);
-                let node_state = &mut self.nodes[node];
-                node_state.consensus = None;
-                node_state.app = App::default();
-                node_state.timer_generation += 1;
+                let state = &mut self.nodes[node];
+                state.replica = None;
+                state.life += 1;
+                state.writing = false;
+                state.held.clear();
+                state.wake = None;
             }
             Event::Restart { node } => {
                 self.trace.update(&[4, node as u8]);
-                if self.nodes[node].consensus.is_none() {
-                    self.restart_node(node);
+                if self.nodes[node].replica.is_none() {
+                    self.start_node(node);
                 }
             }
             Event::Partition { groups } => {
@@ -545,220 +593,183 @@ impl Cluster {
                 self.trace.update(&groups);
                 self.groups = groups;
             }
-            Event::SyncTick { node } => {
-                self.trace.update(&[7, node as u8]);
-                self.schedule(self.now_ms + SYNC_INTERVAL_MS, Event::SyncTick { node });
-                self.sync_tick(node);
-            }
-            Event::SyncRequest { to, from, height, lag_min } => {
+            Event::SyncRequest { to, from, request } => {
                 self.trace.update(&[8, to as u8, from as u8]);
-                self.answer_sync(to, from, height, lag_min);
+                self.answer_sync(to, from, request);
             }
-            Event::SyncResponse { to, blocks } => {
+            Event::SyncResponse { to, response } => {
                 self.trace.update(&[9, to as u8]);
-                self.apply_sync(to, blocks);
+                self.with_replica(to, |r, now| {
+                    // A refused batch is the replica's business (it logs it); it asks again.
+                    let _ = r.handle_sync_response(now, (*response).clone());
+                });
+            }
+            Event::SyncFailed { to } => {
+                self.trace.update(&[10, to as u8]);
+                self.with_replica(to, |r, _| r.sync_failed());
             }
             Event::FaultsEnd => {
                 self.trace.update(&[6]);
                 self.faults_active = false;
                 self.groups = vec![0; self.nodes.len()];
                 for node in 0..self.nodes.len() {
-                    if self.nodes[node].consensus.is_none() {
-                        self.restart_node(node);
+                    if self.nodes[node].replica.is_none() {
+                        self.start_node(node);
                     }
                 }
                 let honest = self.honest_nodes();
-                let view = honest.iter().filter_map(|i| self.nodes[*i].consensus.as_ref()).map(|c| c.view()).max().unwrap_or(0);
+                let view = honest.iter().filter_map(|i| self.nodes[*i].replica.as_ref()?.view()).max().unwrap_or(0);
                 let height = honest.iter().map(|i| self.finalized[*i].len() as u64).max().unwrap_or(0);
                 self.calm_start = Some((view, height));
             }
         }
     }
 
-    /// The node driver's `on_sync_tick`: ask one peer (in turn) for finalized blocks, for any
-    /// lag when our tip has not moved for two view timeouts, otherwise only when clearly behind.
-    fn sync_tick(&mut self, node: usize) {
-        if self.nodes[node].consensus.is_none() || self.nodes.len() < 2 {
-            return;
-        }
-        let stale = self.now_ms >= self.nodes[node].tip_changed_ms + 2 * self.config.view_timeout_ms;
-        let lag_min = if stale { 1 } else { 3 };
-        let others = self.nodes.len() - 1;
-        let state = &mut self.nodes[node];
-        state.sync_cursor += 1;
-        let mut peer = state.sync_cursor % others;
-        if peer >= node {
-            peer += 1;
-        }
-        let height = state.durable.chain.len() as u64 + 1;
-        self.transmit(node, peer, || Event::SyncRequest { to: peer, from: node, height, lag_min });
-    }
-
-    /// The node's answer to a sync request: its finalized blocks from `height` on, when it
-    /// is at least `lag_min` ahead. Silent mocks send nothing; a crashed node cannot answer.
-    fn answer_sync(&mut self, node: usize, to: usize, height: u64, lag_min: u64) {
+    /// Starts (or restarts) a node from its disk only.
+    fn start_node(&mut self, node: usize) {
+        let now = self.nodes[node].now(self.now_ms);
         let state = &self.nodes[node];
-        if state.consensus.is_none() || state.role == Role::Byzantine(Byzantine::Silent) {
-            return;
-        }
-        let tip = state.durable.chain.len() as u64;
-        if tip + 1 < height.saturating_add(lag_min) {
-            return;
-        }
-        let blocks: Vec<(u64, u64, Hash)> =
-            state.durable.chain.iter().skip(height as usize - 1).take(SYNC_BLOCKS_MAX).copied().collect();
-        self.transmit(node, to, || Event::SyncResponse { to, blocks: blocks.clone() });
-    }
-
-    /// Stores synced blocks that extend our chain (the node checks each block's certificate;
-    /// the mocks never forge finalized blocks, and agreement is checked on every one) and
-    /// restarts consensus from the new tip, as the node's driver does.
-    fn apply_sync(&mut self, node: usize, blocks: Vec<(u64, u64, Hash)>) {
-        if self.nodes[node].consensus.is_none() {
-            return;
-        }
-        let mut stored = false;
-        for (height, view, block) in blocks {
-            if height != self.nodes[node].durable.chain.len() as u64 + 1 {
-                continue;
-            }
-            self.trace.update(block.as_bytes());
-            self.store_finalized(node, height, view, block);
-            stored = true;
-        }
-        if stored {
-            self.restart_node(node);
-        }
-    }
-
-    /// A finalized block, from consensus or from sync, joins the node's durable chain; what
-    /// the logs kept for it can go.
-    fn store_finalized(&mut self, node: usize, height: u64, view: u64, block: Hash) {
-        let state = &mut self.nodes[node];
-        state.durable.chain.push((height, view, block));
-        state.durable.proposals.retain(|_, p| p.height > height);
-        state.durable.certificates.retain(|v, _| *v > view);
-        state.tip_changed_ms = self.now_ms;
-        if state.role == Role::Honest {
-            self.finalized[node].insert(height, (block, view));
-            self.check_agreement(node, height, block);
-        }
-    }
-
-    fn honest_nodes(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|i| self.nodes[*i].role == Role::Honest).collect()
-    }
-
-    /// Starts (or restarts) a node from its durable state only.
-    fn restart_node(&mut self, node: usize) {
-        let state = &mut self.nodes[node];
-        let finalized = state.durable.chain.last().map(|&(height, view, block)| FinalizedTip { view, height, block });
-        state.app = App::default();
-        if let Some(tip) = finalized {
-            state.app.blocks.insert(tip.block);
-        }
-        let proposals = state.durable.proposals.values().cloned().collect();
-        let certificates = state.durable.certificates.values().cloned().collect();
-        let restart = Restart { votes: state.durable.votes.clone(), proposals, certificates, finalized };
-        let consensus = Consensus::new(self.config.clone(), self.keys[state.key].clone_keypair(), self.set.clone(), self.alliance, restart)
-            .expect("simulated validators are valid");
-        state.consensus = Some(consensus);
-        self.input(node, Input::Start);
-    }
-
-    fn input(&mut self, node: usize, input: Input) {
-        let mut queue = VecDeque::from([input]);
-        while let Some(input) = queue.pop_front() {
-            let local = self.nodes[node].local_ms(self.now_ms);
-            let Some(consensus) = self.nodes[node].consensus.as_mut() else { return };
-            let outputs = consensus.handle(local, input);
-            for output in outputs {
-                self.output(node, output, &mut queue);
-            }
-        }
-    }
-
-    fn output(&mut self, node: usize, output: Output, queue: &mut VecDeque<Input>) {
-        let role = self.nodes[node].role;
-        let key = self.nodes[node].key;
-        match output {
-            Output::Persist(vote) => {
-                self.trace.update(&[10, node as u8]);
-                self.trace.update(&vote.to_bytes());
-                self.nodes[node].durable.votes.push(vote);
-                if role == Role::Honest {
-                    self.check_vote(key, vote);
+        let keypair = Keypair::from_secret(&self.keys[state.key].secret_bytes()).expect("a valid secret");
+        let mempool = Arc::new(Mutex::new(Mempool::new(self.config.mempool_records_max, self.config.mempool_records_per_merchant_max)));
+        match Replica::open(state.store.clone(), keypair, self.config.clone(), mempool, now) {
+            Ok(replica) => {
+                // The store's chain is what this node finalized before (checked then).
+                let tip = replica.chain().tip().height;
+                if self.finalized[node].len() as u64 > tip && self.nodes[node].role == Role::Honest {
+                    self.violations.push(format!("node {node} reopened at height {tip}, below what it had finalized"));
                 }
+                self.nodes[node].replica = Some(replica);
+                self.perform(node);
             }
-            Output::PersistProposal(proposal) => {
-                self.trace.update(&[12, node as u8]);
-                self.trace.update(proposal.block.as_bytes());
-                self.nodes[node].durable.proposals.insert(proposal.block, proposal);
+            Err(e) => self.violations.push(format!("node {node} cannot restart: {e}")),
+        }
+    }
+
+    /// Runs `f` on the node's replica (if it is up), then performs its effects and
+    /// reschedules its wake-up.
+    fn with_replica(&mut self, node: usize, f: impl FnOnce(&mut Replica<MemStore>, Now)) {
+        let now = self.nodes[node].now(self.now_ms);
+        let Some(replica) = self.nodes[node].replica.as_mut() else { return };
+        f(replica, now);
+        self.perform(node);
+    }
+
+    /// The node's shell: effects in order, and none past a consensus-log write until the
+    /// simulated disk finished it.
+    fn perform(&mut self, node: usize) {
+        let state = &mut self.nodes[node];
+        let Some(replica) = state.replica.as_mut() else { return };
+        while let Some(effect) = replica.poll_effect() {
+            state.held.push_back(effect);
+        }
+        while !self.nodes[node].writing {
+            let Some(effect) = self.nodes[node].held.pop_front() else { break };
+            self.effect(node, effect);
+        }
+        // Effects may have fed the replica (none do today), and timers moved.
+        let Some(replica) = self.nodes[node].replica.as_ref() else { return };
+        let at = self.nodes[node].global_ms(replica.poll_timeout()).max(self.now_ms);
+        let state = &mut self.nodes[node];
+        if state.wake.is_none_or(|(scheduled, _)| at < scheduled) {
+            state.wake_generation += 1;
+            let generation = state.wake_generation;
+            state.wake = Some((at, generation));
+            self.schedule(at, Event::Wake { node, generation });
+        }
+    }
+
+    fn effect(&mut self, node: usize, effect: Effect) {
+        let role = self.nodes[node].role;
+        match effect {
+            Effect::Persist(entries) => {
+                self.trace.update(&[11, node as u8, entries.len() as u8]);
+                let delay = self.rng.random_range(0..=DISK_WRITE_MS_MAX);
+                let life = self.nodes[node].life;
+                self.nodes[node].writing = true;
+                self.schedule(self.now_ms + delay, Event::DiskDone { node, life, entries });
             }
-            Output::PersistCertificate(cert) => {
-                self.trace.update(&[13, node as u8]);
-                self.trace.update(&cert.to_bytes());
-                self.nodes[node].durable.certificates.insert(cert.target.view, cert);
+            Effect::Broadcast(message) => {
+                if role == Role::Honest {
+                    self.check_sent(node, &message);
+                }
+                self.broadcast_from(node, message);
             }
-            Output::Broadcast(message) => self.broadcast_from(node, message),
-            Output::Send { to, message } => {
+            Effect::Send { to, message } => {
                 if self.filtered(role, &message) {
                     return;
+                }
+                if role == Role::Honest {
+                    self.check_sent(node, &message);
                 }
                 let targets: Vec<usize> =
                     (0..self.nodes.len()).filter(|i| *i != node && self.keys[self.nodes[*i].key].public() == to).collect();
                 self.send_all(node, &targets, message.to_bytes());
             }
-            Output::SetTimer { at_ms } => {
-                let state = &mut self.nodes[node];
-                state.timer_generation += 1;
-                let generation = state.timer_generation;
-                let at = state.global_ms(at_ms).max(self.now_ms);
-                self.schedule(at, Event::Timer { node, generation });
+            Effect::Relay(records) => {
+                if records.iter().any(|r| self.outsiders.contains(&r.id())) {
+                    self.violations.push(format!("node {node} relayed a record from a non-member"));
+                }
+                if role == Role::Byzantine(Byzantine::Silent) {
+                    return;
+                }
+                let records = Rc::new(records);
+                for to in (0..self.nodes.len()).filter(|i| *i != node) {
+                    let records = records.clone();
+                    self.transmit(node, to, || Event::Records { to, records: records.clone() });
+                }
             }
-            Output::Propose { view, parent, height } => {
-                let state = &mut self.nodes[node];
-                state.app.built += 1;
-                let mut payload = format!("block by {key} in view {view}, #{}", state.app.built).into_bytes();
-                if role == Role::Byzantine(Byzantine::InvalidProposer) {
-                    payload.insert(0, INVALID_MARKER);
+            Effect::RequestSync { request, attempt } => {
+                let others = self.nodes.len() - 1;
+                if others == 0 {
+                    self.with_replica(node, |r, _| r.sync_failed());
+                    return;
                 }
-                let block = block_id(view, &parent, height, &payload);
-                state.app.blocks.insert(block);
-                queue.push_back(Input::Proposed { view, block, payload });
+                let mut peer = (attempt % others as u64) as usize;
+                if peer >= node {
+                    peer += 1;
+                }
+                self.trace.update(&[12, node as u8, peer as u8]);
+                self.stream(node, peer, Event::SyncRequest { to: peer, from: node, request }, Event::SyncFailed { to: node });
             }
-            Output::Verify { view, block, parent, height, payload } => {
-                let app = &mut self.nodes[node].app;
-                let parent_known = parent == self.alliance || app.blocks.contains(&parent);
-                if !parent_known {
-                    self.violations.push(format!("node {node} asked to verify {block:?} before its parent"));
+            Effect::Finalized { blocks, .. } => {
+                for info in blocks {
+                    self.trace.update(&[13, node as u8]);
+                    self.trace.update(&info.height.to_be_bytes());
+                    if role == Role::Honest {
+                        self.store_finalized(node, info.height, &info.records);
+                    }
                 }
-                let valid = parent_known
-                    && block == block_id(view, &parent, height, &payload)
-                    && payload.first() != Some(&INVALID_MARKER);
-                if valid {
-                    app.blocks.insert(block);
-                }
-                queue.push_back(Input::Verdict { block, valid });
             }
-            Output::Finalized(finalized) => {
-                self.trace.update(&[11, node as u8]);
-                self.trace.update(finalized.block.as_bytes());
-                let state = &mut self.nodes[node];
-                let expected = state.durable.chain.last().map_or(1, |(h, _, _)| h + 1);
-                if finalized.height != expected {
-                    self.violations.push(format!(
-                        "node {node} finalized height {} after height {}",
-                        finalized.height,
-                        expected - 1
-                    ));
-                }
-                if finalized.certificate.target.kind != VoteKind::Finalize
-                    || finalized.certificate.check_signers(&self.set).is_err() && self.config.injected_bugs == InjectedBugs::default()
-                {
-                    self.violations.push(format!("node {node} finalized {:?} without a finalization certificate", finalized.block));
-                }
-                self.store_finalized(node, finalized.height, finalized.view, finalized.block);
+            Effect::InvalidProposal { .. } | Effect::Voted { .. } => {}
+        }
+    }
+
+    /// A merchant's batch through one node's API: the node checks each record as the API
+    /// does, then admits it.
+    fn submit(&mut self, node: usize) {
+        let now = self.nodes[node].now(self.now_ms);
+        if self.nodes[node].replica.is_none() {
+            return;
+        }
+        let mut records = self.workload.batch(now.wall_ms);
+        if self.rng.random_bool(0.1) {
+            let outsider = self.workload.outsider_record(now.wall_ms);
+            self.outsiders.insert(outsider.id());
+            records.push(outsider);
+        }
+        for r in &records {
+            self.trace.update(r.id().as_bytes());
+            if let Err(e) = r.check(&self.alliance) {
+                self.violations.push(format!("the workload made an invalid record: {e}"));
+                return;
+            }
+        }
+        let ids: Vec<Hash> = records.iter().map(Record::id).collect();
+        let mut answers = Vec::new();
+        self.with_replica(node, |r, now| answers = r.handle_submit(now, records));
+        for (id, answer) in ids.iter().zip(answers) {
+            if self.outsiders.contains(id) && answer != Admission::Refused("not-a-member".into()) {
+                self.violations.push(format!("node {node} admitted a record from a non-member: {answer:?}"));
             }
         }
     }
@@ -781,17 +792,30 @@ impl Cluster {
         let others: Vec<usize> = (0..self.nodes.len()).filter(|i| *i != node).collect();
         match (&message, role) {
             (Message::Proposal(proposal), Role::Byzantine(Byzantine::Equivocator)) => {
-                // A second block for the same view, to a random half of the cluster.
-                let mut other = proposal.clone();
-                other.payload.extend_from_slice(b" (equivocation)");
-                other.block = block_id(other.view, &other.parent, other.height, &other.payload);
-                other.signature = VoteTarget::notarize(other.view, other.block).sign(&self.alliance, &self.keys[key]).signature;
-                let (a, b) = (Message::Proposal(proposal.clone()).to_bytes(), Message::Proposal(other).to_bytes());
+                // A second valid block for the same view (same records, a later time), to a
+                // random half of the cluster.
+                let Some(other) = self.second_block(node, proposal) else {
+                    self.send_all(node, &others, message.to_bytes());
+                    return;
+                };
+                let (a, b) = (message.to_bytes(), Message::Proposal(other).to_bytes());
                 for target in others {
                     let bytes = if self.rng.random_bool(0.5) { a.clone() } else { b.clone() };
                     self.send(node, target, bytes);
                 }
                 return;
+            }
+            (Message::Proposal(proposal), Role::Byzantine(Byzantine::InvalidProposer)) => {
+                // The header claims a state root execution does not produce.
+                if let Ok(mut block) = Block::from_bytes(&proposal.payload, BLOCK_BYTES_MAX) {
+                    block.header.state_root = Hash::digest(b"not the state after this block");
+                    let mut bad = proposal.clone();
+                    bad.payload = block.to_bytes();
+                    bad.block = block.id();
+                    bad.signature = VoteTarget::notarize(bad.view, bad.block).sign(&self.alliance, &self.keys[key]).signature;
+                    self.send_all(node, &others, Message::Proposal(bad).to_bytes());
+                    return;
+                }
             }
             (Message::Vote(vote), Role::Byzantine(Byzantine::UnknownBlockVoter)) if vote.target.kind != VoteKind::Nullify => {
                 let unknown = Hash::digest(&self.rng.random::<u64>().to_be_bytes());
@@ -805,7 +829,24 @@ impl Cluster {
         self.send_all(node, &others, message.to_bytes());
     }
 
-    /// The network: loss, duplication, delay (hence reordering) and partitions while faults last.
+    /// The equivocator builds a second block on the same parent with its own replica's
+    /// chain: a block every honest node would accept on its own.
+    fn second_block(&mut self, node: usize, proposal: &plaza_consensus::Proposal) -> Option<plaza_consensus::Proposal> {
+        let key = self.nodes[node].key;
+        let block = Block::from_bytes(&proposal.payload, BLOCK_BYTES_MAX).ok()?;
+        let replica = self.nodes[node].replica.as_mut()?;
+        let proposer = replica.public_key();
+        let (id, payload, _) = replica
+            .chain_mut()
+            .build(proposal.view, proposal.parent, proposal.height, block.header.time_ms + 1, proposer, block.records)
+            .ok()?;
+        let mut other = proposal.clone();
+        other.block = id;
+        other.payload = payload;
+        other.signature = VoteTarget::notarize(other.view, other.block).sign(&self.alliance, &self.keys[key]).signature;
+        Some(other)
+    }
+
     fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
         self.send_all(from, &[to], bytes);
     }
@@ -814,14 +855,16 @@ impl Cluster {
         // Decoding is part of what is tested: what is delivered is what the bytes decode to.
         self.trace.update(&bytes);
         let message = match Message::decode_bytes(&bytes) {
-            Ok(message) => std::rc::Rc::new(message),
+            Ok(message) => Rc::new(message),
             Err(e) => {
                 self.violations.push(format!("a sent message does not decode: {e}"));
                 return;
             }
         };
+        let from_key = self.keys[self.nodes[from].key].public();
         for &to in targets {
-            self.deliver(from, to, &message);
+            let message = message.clone();
+            self.transmit(from, to, || Event::Deliver { to, from: from_key, message: message.clone() });
         }
     }
 
@@ -840,7 +883,7 @@ impl Cluster {
         }
     }
 
-    /// Schedules what the network lets through of one transmission from `from` to `to`.
+    /// Schedules what the network lets through of one datagram-like transmission.
     fn transmit(&mut self, from: usize, to: usize, event: impl Fn() -> Event) {
         for _ in 0..self.copies(from, to) {
             let delay = self.rng.random_range(self.scenario.delay_ms.clone());
@@ -848,21 +891,53 @@ impl Cluster {
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, message: &std::rc::Rc<Message>) {
-        let from_key = self.keys[self.nodes[from].key].public();
-        self.transmit(from, to, || Event::Deliver { to, from: from_key, message: message.clone() });
+    /// A request or answer on a stream (block sync): not lost or duplicated, but it fails
+    /// (the `failed` event, after a delay) across a partition.
+    fn stream(&mut self, from: usize, to: usize, event: Event, failed: Event) {
+        self.messages += 1;
+        let delay = self.rng.random_range(self.scenario.delay_ms.clone());
+        if self.faults_active && self.groups[from] != self.groups[to] {
+            self.schedule(self.now_ms + delay, failed);
+        } else {
+            self.schedule(self.now_ms + delay, event);
+        }
+    }
+
+    /// A node answers a sync request with what its replica holds; a crashed node's
+    /// connection fails, a silent mock never answers (the requester times out).
+    fn answer_sync(&mut self, node: usize, to: usize, request: SyncRequest) {
+        if self.nodes[node].role == Role::Byzantine(Byzantine::Silent) {
+            return;
+        }
+        let Some(replica) = self.nodes[node].replica.as_ref() else {
+            self.schedule(self.now_ms + 1, Event::SyncFailed { to });
+            return;
+        };
+        let response = Rc::new(replica.handle_sync_request(&request));
+        self.stream(node, to, Event::SyncResponse { to, response }, Event::SyncFailed { to });
     }
 
     // ------------------------------------------------------------------------------ checks
 
-    /// An honest validator never signs two different votes of one kind in one view, nor both
-    /// nullify and finalize in one view (CONSENSUS.md step 14).
-    fn check_vote(&mut self, key: usize, vote: Vote) {
+    /// What an honest node sends: never two different votes of one kind in one view, nor
+    /// both nullify and finalize in one view (CONSENSUS.md step 14). A proposal carries the
+    /// leader's notarize vote.
+    fn check_sent(&mut self, node: usize, message: &Message) {
+        let key = self.nodes[node].key;
+        let me = self.keys[key].public();
+        let vote = match message {
+            Message::Vote(vote) if vote.signer == me => *vote,
+            // Our own proposal (not one we hand over on request) carries our notarize vote.
+            Message::Proposal(p) if self.nodes[node].replica.as_ref().and_then(|r| r.consensus()).is_some_and(|c| c.leader(p.view) == me) => {
+                Vote { target: VoteTarget::notarize(p.view, p.block), signer: me, signature: p.signature }
+            }
+            _ => return,
+        };
         let target = vote.target;
-        let entry = self.signed.entry((key, target.kind, target.view)).or_default();
+        let entry = self.sent_votes.entry((key, target.kind, target.view)).or_default();
         entry.insert(target);
         if entry.len() > 1 {
-            self.violations.push(format!("honest validator {key} signed two {} votes in view {}", target.kind.name(), target.view));
+            self.violations.push(format!("honest validator {key} sent two {} votes in view {}", target.kind.name(), target.view));
         }
         let other = match target.kind {
             VoteKind::Nullify => Some(VoteKind::Finalize),
@@ -870,36 +945,117 @@ impl Cluster {
             VoteKind::Notarize => None,
         };
         if let Some(other) = other
-            && self.signed.contains_key(&(key, other, target.view))
+            && self.sent_votes.contains_key(&(key, other, target.view))
         {
-            self.violations.push(format!("honest validator {key} signed both nullify and finalize in view {}", target.view));
+            self.violations.push(format!("honest validator {key} sent both nullify and finalize in view {}", target.view));
         }
     }
 
-    /// No two honest validators finalize different blocks at one height.
-    fn check_agreement(&mut self, node: usize, height: u64, block: Hash) {
-        for other in 0..self.nodes.len() {
+    /// A block an honest node stored as final: consecutive heights, the same block as every
+    /// other honest node's at that height, each record once.
+    fn store_finalized(&mut self, node: usize, height: u64, records: &[Hash]) {
+        let expected = self.finalized[node].len() as u64 + 1;
+        if height != expected {
+            self.violations.push(format!("node {node} finalized height {height} after height {}", expected - 1));
+            return;
+        }
+        let block = match self.nodes[node].store.block(height) {
+            Ok(Some(b)) => b,
+            _ => {
+                self.violations.push(format!("node {node} reported height {height} final but did not store it"));
+                return;
+            }
+        };
+        let id = block.block.id();
+        self.trace.update(id.as_bytes());
+        self.finalized[node].insert(height, (id, block.block.header.view));
+        for other in self.honest_nodes() {
             if other == node {
                 continue;
             }
             if let Some((theirs, _)) = self.finalized[other].get(&height)
-                && *theirs != block
+                && *theirs != id
             {
                 self.violations.push(format!(
-                    "SAFETY: nodes {node} and {other} finalized different blocks at height {height}: {block:?} vs {theirs:?}"
+                    "SAFETY: nodes {node} and {other} finalized different blocks at height {height}: {id:?} vs {theirs:?}"
                 ));
+            }
+        }
+        for record in records {
+            if self.outsiders.contains(record) {
+                self.violations.push(format!("node {node} finalized a record from a non-member at height {height}"));
+            }
+            match self.acknowledged.get(record) {
+                Some(&(h, _)) if h != height => self.violations.push(format!(
+                    "record {record} is final at height {h} and again at {height} (node {node})"
+                )),
+                Some(_) => {}
+                None => {
+                    self.acknowledged.insert(*record, (height, node));
+                }
             }
         }
     }
 
     fn check_end(&mut self) {
         let honest = self.honest_nodes();
-        // Finalized chains are prefixes of each other: every height is consecutive from 1 and
-        // every shared height agrees (checked as they were finalized).
+        // Every honest node that reached a height has the same block there, hence the same
+        // state root, receipts root and statement hash (compared field by field).
+        let height_max = honest.iter().map(|i| self.finalized[*i].len() as u64).max().unwrap_or(0);
+        for height in 1..=height_max {
+            let mut first: Option<(usize, plaza_ledger::block::BlockHeader)> = None;
+            for &node in &honest {
+                let Ok(Some(block)) = self.nodes[node].store.block(height) else { continue };
+                let header = block.block.header;
+                match &first {
+                    None => first = Some((node, header)),
+                    Some((other, theirs)) => {
+                        let fields = [
+                            ("block id", header.id() != theirs.id()),
+                            ("state root", header.state_root != theirs.state_root),
+                            ("receipts root", header.receipts_root != theirs.receipts_root),
+                            ("statement hash", header.statement_hash != theirs.statement_hash),
+                        ];
+                        for (what, differs) in fields {
+                            if differs {
+                                self.violations.push(format!("SAFETY: nodes {node} and {other} differ in {what} at height {height}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         for &node in &honest {
-            let heights: Vec<u64> = self.finalized[node].keys().copied().collect();
-            if heights.iter().enumerate().any(|(i, h)| *h != i as u64 + 1) {
-                self.violations.push(format!("node {node}'s finalized heights have a gap"));
+            let store = &self.nodes[node].store;
+            let tip = store.tip_height().unwrap_or(0);
+            // No record twice in one chain, every acknowledged record in every chain that
+            // reached its height.
+            let mut seen = BTreeSet::new();
+            for height in 1..=tip {
+                let Ok(Some(block)) = store.block(height) else {
+                    self.violations.push(format!("node {node}'s chain lacks height {height}"));
+                    break;
+                };
+                for record in &block.block.records {
+                    if !seen.insert(record.id()) {
+                        self.violations.push(format!("node {node}'s chain holds record {} twice", record.id()));
+                    }
+                }
+            }
+            for (record, (height, by)) in &self.acknowledged {
+                if *height <= tip && !seen.contains(record) {
+                    self.violations.push(format!("record {record}, final at node {by}, is missing from node {node}'s chain"));
+                }
+            }
+            // The live state is the state the tip header commits to.
+            if let Some(replica) = &self.nodes[node].replica
+                && tip > 0
+                && let Ok(Some(block)) = store.block(tip)
+            {
+                let root = replica.state().read().map(|s| s.state_root()).unwrap_or(Hash::ZERO);
+                if root != block.block.header.state_root {
+                    self.violations.push(format!("node {node}'s state differs from its tip header's state root"));
+                }
             }
         }
         // Liveness: after faults stop, every honest validator finalizes a block beyond the
@@ -910,7 +1066,7 @@ impl Cluster {
             match progress {
                 None => self.violations.push(format!(
                     "LIVENESS: node {node} finalized nothing above height {height_start} after faults stopped (view {view_start}, now view {})",
-                    self.nodes[node].consensus.as_ref().map_or(0, |c| c.view())
+                    self.nodes[node].replica.as_ref().and_then(Replica::view).unwrap_or(0)
                 )),
                 Some(view) if view > view_start + LIVENESS_VIEWS_MAX => self.violations.push(format!(
                     "LIVENESS: node {node} needed {} views after faults stopped to finalize",
@@ -921,26 +1077,34 @@ impl Cluster {
         }
     }
 
+    fn honest_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].role == Role::Honest).collect()
+    }
+
     fn report(&mut self) -> RunReport {
         let honest = self.honest_nodes();
         self.violations.dedup();
+        let lowest = honest.iter().copied().min_by_key(|i| self.finalized[*i].len());
+        let (height_min, records_min, root) = match lowest {
+            Some(node) => {
+                let store = &self.nodes[node].store;
+                let tip = self.finalized[node].len() as u64;
+                let records: u64 =
+                    (1..=tip).filter_map(|h| store.block(h).ok().flatten()).map(|b| b.block.records.len() as u64).sum();
+                let root = store.block(tip).ok().flatten().map_or(Hash::ZERO, |b| b.block.header.state_root);
+                (tip, records, root)
+            }
+            None => (0, 0, Hash::ZERO),
+        };
         RunReport {
             scenario: self.scenario.clone(),
             trace_hash: Hash(*self.trace.finalize().as_bytes()),
-            finalized_height_min: honest.iter().map(|i| self.finalized[*i].len() as u64).min().unwrap_or(0),
-            views_max: self.nodes.iter().filter_map(|n| n.consensus.as_ref()).map(|c| c.view()).max().unwrap_or(0),
+            finalized_height_min: height_min,
+            finalized_records_min: records_min,
+            common_state_root: root,
+            views_max: self.nodes.iter().filter_map(|n| n.replica.as_ref()?.view()).max().unwrap_or(0),
             messages: self.messages,
             violations: std::mem::take(&mut self.violations),
         }
-    }
-}
-
-trait CloneKeypair {
-    fn clone_keypair(&self) -> Keypair;
-}
-
-impl CloneKeypair for Keypair {
-    fn clone_keypair(&self) -> Keypair {
-        Keypair::from_secret(&self.secret_bytes()).expect("an existing keypair's secret is valid")
     }
 }

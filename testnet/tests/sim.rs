@@ -1,6 +1,7 @@
 //! The simulator's own tests: determinism, the seeded CI batch, and that it catches bugs.
 
 use plaza_consensus::InjectedBugs;
+use plaza_node::replica::ReplicaBugs;
 use plaza_testnet::sim::{run, run_seeds, SimOptions};
 
 #[test]
@@ -11,6 +12,7 @@ fn a_seed_replays_exactly() {
         let second = run(seed, &options);
         assert_eq!(first.trace_hash, second.trace_hash, "seed {seed} did not replay identically");
         assert_eq!(first.finalized_height_min, second.finalized_height_min);
+        assert_eq!(first.common_state_root, second.common_state_root);
     }
     assert_ne!(run(3, &options).trace_hash, run(4, &options).trace_hash, "different seeds, different runs");
 }
@@ -22,6 +24,7 @@ fn a_calm_cluster_finalizes_steadily() {
         let report = run(seed, &options);
         assert!(report.passed(), "{}: {:?}", report.scenario, report.violations);
         assert!(report.finalized_height_min >= 20, "{}: only {} blocks", report.scenario, report.finalized_height_min);
+        assert!(report.finalized_records_min >= 50, "{}: only {} records", report.scenario, report.finalized_records_min);
     }
 }
 
@@ -34,6 +37,7 @@ fn thousand_seeds_with_faults_are_safe_and_live() {
     assert_eq!(summary.runs, seeds);
     assert!(summary.passed(), "{summary}");
     assert!(summary.finalized_blocks > seeds * 5, "the cluster barely made progress: {summary}");
+    assert!(summary.finalized_records > seeds * 20, "few records reached a block: {summary}");
 }
 
 /// The seeds of the long runs (`plaza sim --seeds 5000 --from 1000`, then seeds 6000–35999)
@@ -53,15 +57,23 @@ fn the_seeds_the_long_run_found_are_live() {
 }
 
 /// Each known bug is caught within a bounded number of seeds: the simulator can fail.
+/// Consensus bugs, a driver bug (a vote handed out before the consensus-log write it depends
+/// on) and a contract nondeterminism bug (execution fed the node's own clock).
 #[test]
 fn injected_bugs_are_caught() {
     let bugs = [
-        ("quorum of 2f", InjectedBugs { quorum_too_small: true, ..InjectedBugs::default() }),
-        ("finalize without notarization", InjectedBugs { finalize_without_notarization: true, ..InjectedBugs::default() }),
-        ("forgotten vote log", InjectedBugs { forget_vote_log: true, ..InjectedBugs::default() }),
+        ("quorum of 2f", InjectedBugs { quorum_too_small: true, ..InjectedBugs::default() }, ReplicaBugs::default()),
+        (
+            "finalize without notarization",
+            InjectedBugs { finalize_without_notarization: true, ..InjectedBugs::default() },
+            ReplicaBugs::default(),
+        ),
+        ("forgotten vote log", InjectedBugs { forget_vote_log: true, ..InjectedBugs::default() }, ReplicaBugs::default()),
+        ("vote sent before its persist", InjectedBugs::default(), ReplicaBugs { send_before_persist: true, ..ReplicaBugs::default() }),
+        ("execution reads the local clock", InjectedBugs::default(), ReplicaBugs { execute_at_local_time: true, ..ReplicaBugs::default() }),
     ];
-    for (name, bugs) in bugs {
-        let options = SimOptions { bugs, ..SimOptions::default() };
+    for (name, bugs, replica_bugs) in bugs {
+        let options = SimOptions { bugs, replica_bugs, ..SimOptions::default() };
         let caught = (0..BUG_SEEDS_MAX).find_map(|seed| {
             let report = run(seed, &options);
             (!report.passed()).then_some((seed, report.violations))

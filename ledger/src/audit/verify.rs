@@ -24,6 +24,7 @@ use crate::block::{Block, BlockHeader};
 use crate::cert::{Certificate, CertificateError, ValidatorSet, VoteKind};
 use crate::codec::Decode;
 use crate::contract::{State, Statement};
+use crate::execute::{execute_checked, Mismatch};
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::keys::{self, domain, BatchItem, PublicKey, Signature};
@@ -493,41 +494,33 @@ impl Verifier {
                 format!("{records_root} (records changed, added, removed or reordered)"),
             ));
         }
-        let outcome = self.state.apply_block(header.time_ms, &block.records).map_err(|e| {
-            Failure::at(Check::Execution, h, "block", "a block the settlement contract accepts", e.to_string())
+        // The header's roots against re-execution, in the one shared check (crate::execute).
+        let outcome = execute_checked(&mut self.state, block).map_err(|e| {
+            let (check, item, expected, found) = match &e {
+                Mismatch::ValidatorSet { header, state } => {
+                    (Check::ValidatorSet, "block header validator-set hash", state.to_string(), header.to_string())
+                }
+                Mismatch::Refused(e) => (Check::Execution, "block", "a block the settlement contract accepts".into(), e.to_string()),
+                Mismatch::ReceiptsRoot { computed, header } => {
+                    (Check::ReceiptsRoot, "receipts root", format!("{computed} (re-execution)"), format!("{header} (in the header)"))
+                }
+                Mismatch::StatementHash { computed, header } => {
+                    let show = |s: &Option<Hash>| s.map(|h| h.to_string()).unwrap_or_else(|| "no statement".into());
+                    (
+                        Check::StatementHash,
+                        "statement hash",
+                        format!("{} (re-execution)", show(computed)),
+                        format!("{} (in the header)", show(header)),
+                    )
+                }
+                Mismatch::StateRoot { computed, header } => {
+                    (Check::StateRoot, "state root", format!("{computed} (re-execution)"), format!("{header} (in the header)"))
+                }
+            };
+            Failure::at(check, h, item, expected, found)
         })?;
         compare_receipts(h, &outcome.receipts, &entry.receipts)?;
-        let receipts_root = Block::compute_receipts_root(&outcome.receipts);
-        if receipts_root != header.receipts_root {
-            return Err(Failure::at(
-                Check::ReceiptsRoot,
-                h,
-                "receipts root",
-                format!("{receipts_root} (re-execution)"),
-                format!("{} (in the header)", header.receipts_root),
-            ));
-        }
         compare_statements(h, outcome.statement.as_ref(), entry.statement.as_ref())?;
-        let statement_hash = outcome.statement.as_ref().map(Statement::hash);
-        if statement_hash != header.statement_hash {
-            let show = |s: Option<Hash>| s.map(|h| h.to_string()).unwrap_or_else(|| "no statement".into());
-            return Err(Failure::at(
-                Check::StatementHash,
-                h,
-                "statement hash",
-                format!("{} (re-execution)", show(statement_hash)),
-                format!("{} (in the header)", show(header.statement_hash)),
-            ));
-        }
-        if outcome.state_root != header.state_root {
-            return Err(Failure::at(
-                Check::StateRoot,
-                h,
-                "state root",
-                format!("{} (re-execution)", outcome.state_root),
-                format!("{} (in the header)", header.state_root),
-            ));
-        }
         let id = block.id();
         self.check_certificate(h, header, id, &entry.block.certificate, &sigs[block.records.len().min(sigs.len())..])?;
         // The block holds: move on.
