@@ -60,6 +60,7 @@ fn genesis(time_ms: u64) -> Genesis {
         members,
         validators,
         policy: Policy::default_v1(time_ms),
+        promoters: Vec::new(),
     };
     g.validate().expect("genesis");
     g
@@ -162,6 +163,7 @@ fn node(test: &str) -> Node {
         tip,
         status: Mutex::new(Status::default()),
         commands,
+        submit_limits: plaza_node::auth::SignerLimits::default(),
     });
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("address");
