@@ -149,6 +149,7 @@ fn genesis() -> Genesis {
         members,
         validators,
         policy: Policy::default_v1(T0),
+        promoters: Vec::new(),
     };
     g.validate().expect("test genesis is valid");
     g
