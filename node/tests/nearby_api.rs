@@ -159,6 +159,7 @@ fn node(test: &str) -> Node {
         merchant: key("hotpot"),
         alliance,
         api_token: "test-token".into(),
+        submit_limits: plaza_node::auth::SignerLimits::default(),
         config: NodeConfig::default(),
         tip,
         status: Mutex::new(Status::default()),
@@ -293,4 +294,22 @@ fn the_openapi_description_has_the_nearby_queries() {
     assert_eq!(documented, implemented);
     assert!(merchants["responses"]["400"].is_object() && merchants["responses"]["404"].is_object());
     assert!(doc["paths"]["/v1/districts"]["get"].is_object());
+}
+
+#[test]
+fn the_explorer_lists_merchants_by_district_with_their_distance() {
+    let n = node("explorer");
+    let page = n.client.get(&format!("/merchants?near={TEMPLE}")).expect("request");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Distance"), "no distance column");
+    // Nearest first: the gym (573 m) before hotpot (1.08 km) before the school (3.28 km).
+    let table = &page.body[page.body.find("<table").expect("a table")..];
+    let at = |name: &str| table.find(&format!(">{name}<")).unwrap_or_else(|| panic!("{name} listed"));
+    assert!(at("gym") < at("hotpot") && at("hotpot") < at("school"));
+    assert!(page.body.contains("573 m") && page.body.contains("1.08 km"), "integer distances shown");
+    let xuhui = n.client.get(&format!("/merchants?district=xuhui&near={TEMPLE}")).expect("request");
+    assert!(xuhui.body.contains("school") && !xuhui.body.contains("hotpot"));
+    let bad = n.client.get("/merchants?near=91,0").expect("request");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("latitude"), "{}", bad.body);
 }

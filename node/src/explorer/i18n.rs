@@ -86,6 +86,8 @@ fn label(key: &'static str) -> (&'static str, &'static str) {
         "category" => ("Category", "行业"),
         "district" => ("District", "商圈"),
         "all_districts" => ("All districts", "全部商圈"),
+        "distance" => ("Distance", "距离"),
+        "near_point" => ("Distance from (lat,lon)", "距离起点（纬度,经度）"),
         "filter" => ("Filter", "筛选"),
         "status" => ("Status", "状态"),
         "validator" => ("Validator", "验证节点"),

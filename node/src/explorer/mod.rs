@@ -3,7 +3,7 @@
 //!
 //! Pages: `/` (the alliance), `/blocks` (blocks with records first; `?show=all`),
 //! `/blocks/{height}`, `/records/{id}` (with its receipt) and `/records/{id}/proof`,
-//! `/merchants` (`?district=`), `/merchants/{key}`, `/promoters/{id}`, `/cards/{card}`,
+//! `/merchants` (`?district=`, `?near=LAT,LON` for a distance column), `/merchants/{key}`, `/promoters/{id}`, `/cards/{card}`,
 //! `/coupons`, `/coupons/{batch}`, `/governance`, `/proposals/{id}`, `/statements`,
 //! `/statements/{period}` and its picture `/statements/{period}/graph.svg`, `/search?q=`.
 //!

@@ -8,7 +8,9 @@ use maud::{html, Markup};
 use plaza_ledger::block::FinalizedBlock;
 use plaza_ledger::codec::Decode;
 use plaza_ledger::contract::{State, Statement, StatementSummary, STATE_BYTES_MAX};
+use plaza_ledger::geo::{distance_m, Point};
 use plaza_ledger::merkle;
+use plaza_ledger::nearby;
 use plaza_ledger::money::Amount;
 use plaza_ledger::receipt::Receipt;
 use plaza_ledger::record::{Action, CardId, CouponValue, Funding, Party, Payload, Place, PromoterId, Record, Terms};
@@ -383,14 +385,31 @@ pub async fn overview(ex: Ex, headers: HeaderMap, RawQuery(q): RawQuery) -> Resp
 /// The members table; `district` filters it. (The nearby view — distance from a chosen
 /// point — is meant to add a column and a sort here.)
 fn merchant_table(ctx: &Ctx, state: &State, validators: &[PublicKey], district: Option<&str>) -> Markup {
+    merchant_table_near(ctx, state, validators, district, None)
+}
+
+/// The merchant table; with `near`, a distance column (integer metres, `plaza_ledger::geo`)
+/// and the rows nearest first, ties by key (issue 19).
+fn merchant_table_near(ctx: &Ctx, state: &State, validators: &[PublicKey], district: Option<&str>, near: Option<Point>) -> Markup {
+    let mut rows: Vec<(&plaza_ledger::record::MerchantProfile, plaza_ledger::contract::MerchantStatus, Option<u64>)> = state
+        .merchants()
+        .filter(|(p, _)| district.is_none_or(|d| p.district == d))
+        .map(|(p, s)| (p, s, near.zip(nearby::location(p)).map(|(from, at)| distance_m(from, at))))
+        .collect();
+    rows.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.key.cmp(&b.0.key)));
     html! {
         div.scroll { table.merchants {
-            tr { th { (ctx.t("name")) } th { (ctx.t("category")) } th { (ctx.t("district")) } th { (ctx.t("status")) } th { (ctx.t("validator")) } }
-            @for (p, s) in state.merchants().filter(|(p, _)| district.is_none_or(|d| p.district == d)) {
+            tr {
+                th { (ctx.t("name")) } th { (ctx.t("category")) } th { (ctx.t("district")) }
+                @if near.is_some() { th { (ctx.t("distance")) } }
+                th { (ctx.t("status")) } th { (ctx.t("validator")) }
+            }
+            @for (p, s, d) in &rows {
                 tr {
                     td { (ctx.merchant(&p.key)) }
                     td { (ctx.category(&p.category)) }
                     td { a href={"/merchants?district=" (encode_query_value(&p.district))} { (ctx.district(&p.district)) } }
+                    @if near.is_some() { td.num { (d.map(distance_text).unwrap_or_default()) } }
                     td { (status_label(ctx.lang, s.name())) }
                     td { @if validators.contains(&p.key) { "✓" } @else { "—" } }
                 }
@@ -399,14 +418,29 @@ fn merchant_table(ctx: &Ctx, state: &State, validators: &[PublicKey], district: 
     }
 }
 
+/// `850 m`, `1.27 km` (integers only).
+fn distance_text(m: u64) -> String {
+    if m < 1000 { format!("{m} m") } else { format!("{}.{:02} km", m / 1000, (m % 1000) / 10) }
+}
+
 pub async fn merchants(ex: Ex, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let ex = ex.0;
     let state = ex.shared.state();
     let ctx = ctx(&ex, &state, &headers, &q);
     let district = ctx.query.get("district").filter(|d| !d.is_empty()).cloned();
+    let near_text = ctx.query.get("near").filter(|n| !n.trim().is_empty()).cloned();
+    let near = match near_text.as_deref().map(Point::parse) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return ctx.bad_request(format!("near: {e}")),
+    };
     let validators: Vec<PublicKey> = state.validator_set().validators().iter().map(|v| v.key).collect();
     let body = html! {
         form.filter method="get" action="/merchants" {
+            label { (ctx.t("near_point")) " "
+                input type="text" name="near" placeholder="31.2239,121.4460" value=(near_text.as_deref().unwrap_or("")) {}
+            }
+            " "
             label { (ctx.t("district")) " "
                 select name="district" {
                     option value="" { (ctx.t("all_districts")) }
@@ -417,7 +451,7 @@ pub async fn merchants(ex: Ex, headers: HeaderMap, RawQuery(q): RawQuery) -> Res
             }
             " " button type="submit" { (ctx.t("filter")) }
         }
-        (merchant_table(&ctx, &state, &validators, district.as_deref()))
+        (merchant_table_near(&ctx, &state, &validators, district.as_deref(), near))
     };
     ctx.ok(ctx.t("merchants"), body)
 }
