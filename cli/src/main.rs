@@ -8,6 +8,7 @@ mod genesis;
 mod init;
 mod keys;
 mod node;
+mod node_docker;
 mod node_testnet;
 mod output;
 mod settle;
