@@ -9,6 +9,7 @@ mod init;
 mod keys;
 mod nearby;
 mod node;
+mod node_docker;
 mod node_testnet;
 mod output;
 mod settle;

@@ -16,9 +16,9 @@ use crate::output::{ctx, print_json, CliError, CliResult};
 #[derive(Args)]
 #[command(after_help = "Examples:\n  plaza testnet --nodes 4 --demo --dir /tmp/alliance\n  plaza testnet --nodes 4            # runs until Ctrl-C")]
 pub struct TestnetArgs {
-    /// Validating nodes to start (at least 1; 4 tolerates one fault).
-    #[arg(long, default_value_t = 4)]
-    pub nodes: usize,
+    /// Validating nodes to start (at least 1; 4 tolerates one fault). Default 4, or the manifest's.
+    #[arg(long)]
+    pub nodes: Option<usize>,
     /// Play a realistic alliance day, print the statement and payment plan, check the chains and stop (see --keep-running).
     #[arg(long)]
     pub demo: bool,
@@ -34,6 +34,21 @@ pub struct TestnetArgs {
     pub prepare_only: bool,
     #[arg(long)]
     pub json: bool,
+    /// Run the nodes as containers under perturbations (see testnet/docker/run, docs/NODE.md).
+    #[arg(long, requires = "image")]
+    pub docker: bool,
+    /// With --docker: the image holding plaza (testnet/docker/build-image).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// With --docker: the run's manifest (TOML); defaults apply without one.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// With --docker: the schedule's seed, instead of the manifest's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// With --docker: the label value everything the run makes carries (plaza.run=ID).
+    #[arg(long)]
+    pub run_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -61,24 +76,28 @@ pub fn from_testnet(e: plaza_testnet::Error) -> CliError {
     }
 }
 
-fn this_binary() -> Result<PathBuf, CliError> {
+pub fn this_binary() -> Result<PathBuf, CliError> {
     std::env::current_exe().map_err(ctx("finding the plaza binary"))
 }
 
 pub fn testnet(args: TestnetArgs) -> CliResult {
+    if args.docker {
+        return crate::node_docker::run(args);
+    }
     let dir = args.dir.clone().unwrap_or_else(|| default_dir("testnet"));
-    let mut net = LocalTestnet::prepare(&dir, args.nodes, args.demo, &this_binary()?, Layout::Loopback).map_err(from_testnet)?;
+    let nodes = args.nodes.unwrap_or(4);
+    let mut net = LocalTestnet::prepare(&dir, nodes, args.demo, &this_binary()?, Layout::Loopback).map_err(from_testnet)?;
     if args.prepare_only {
         if args.json {
             print_json(&net.describe());
         } else {
-            println!("testnet prepared in {} ({} nodes); see testnet.json", dir.display(), args.nodes);
+            println!("testnet prepared in {} ({} nodes); see testnet.json", dir.display(), nodes);
         }
         return Ok(());
     }
     let stop = interrupt_flag();
     if !args.json {
-        println!("starting {} nodes in {}", args.nodes, dir.display());
+        println!("starting {nodes} nodes in {}", dir.display());
     }
     net.start_all().map_err(from_testnet)?;
     net.wait_height(1, Duration::from_secs(60), &stop).map_err(from_testnet)?;

@@ -17,6 +17,8 @@ pub mod bench;
 #[cfg(feature = "processes")]
 pub mod demo;
 #[cfg(feature = "processes")]
+pub mod docker;
+#[cfg(feature = "processes")]
 pub mod load;
 #[cfg(feature = "processes")]
 pub mod local;
