@@ -57,6 +57,7 @@ fn genesis() -> Genesis {
         members,
         validators,
         policy,
+        promoters: Vec::new(),
     };
     genesis.validate().expect("valid genesis");
     genesis

@@ -153,7 +153,7 @@ fn node(test: &str) -> Node {
     let shared = Arc::new(Shared {
         store,
         state: Arc::new(RwLock::new(state)),
-        mempool: Mutex::new(plaza_node::mempool::Mempool::new(10, 10)),
+        mempool: Arc::new(Mutex::new(plaza_node::mempool::Mempool::new(10, 10))),
         metrics: plaza_node::metrics::Metrics::new(),
         clock,
         merchant: key("hotpot"),
@@ -164,7 +164,6 @@ fn node(test: &str) -> Node {
         tip,
         status: Mutex::new(Status::default()),
         commands,
-        submit_limits: plaza_node::auth::SignerLimits::default(),
     });
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("address");

@@ -58,6 +58,7 @@ pub fn genesis(keys: &[Keypair], network_keys: &[Keypair]) -> Genesis {
         members,
         validators,
         policy,
+        promoters: Vec::new(),
     };
     genesis.validate().expect("the simulated genesis is valid");
     genesis
