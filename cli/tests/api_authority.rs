@@ -50,7 +50,6 @@ fn a_guest_token_submits_signed_records_but_cannot_make_the_node_sign() {
     let desc: Value = serde_json::from_slice(&out.stdout).expect("testnet json");
     let node = &desc["nodes"][0];
     let home = PathBuf::from(node["home"].as_str().expect("home"));
-    let api = node["api"].as_str().expect("api").parse().expect("addr");
     let alliance = Hash::from_hex(desc["alliance_id"].as_str().expect("alliance")).expect("hash");
     // Merchant 1 runs no node: it is the guest.
     let guest_key = plaza_ledger::Keypair::load(std::path::Path::new(desc["merchants"][1]["key_file"].as_str().expect("key file"))).expect("key");
@@ -73,6 +72,10 @@ fn a_guest_token_submits_signed_records_but_cannot_make_the_node_sign() {
             .spawn()
             .expect("plaza start"),
     );
+    // The node binds its API port itself and writes the address it got into its home.
+    let addr_file = home.join("api.addr");
+    wait_until("the node writes its API address", Duration::from_secs(30), || addr_file.exists());
+    let api: std::net::SocketAddr = std::fs::read_to_string(&addr_file).expect("api.addr").trim().parse().expect("addr");
     let owner = Client::new(api, Some(node["token"].as_str().expect("token").to_owned()));
     let guest = Client::new(api, Some(GUEST_TOKEN.to_owned()));
     let anonymous = Client::new(api, None);

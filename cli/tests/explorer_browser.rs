@@ -401,16 +401,35 @@ fn the_demo_alliance_in_a_headless_browser_then_restarted() {
     let described: Value = serde_json::from_str(&std::fs::read_to_string(alliance_dir.join("testnet.json")).expect("testnet.json")).expect("json");
     let height_before = json(addr, "/v1/status")["height"].as_u64().expect("height");
     testnet.stop();
+    // The nodes bind fresh ports (port 0), so each is restarted, as `plaza testnet` does, with
+    // the current addresses of the ones already back as its peers.
     let mut nodes = Nodes(Vec::new());
+    let mut apis: Vec<SocketAddr> = Vec::new();
+    let mut peers: Vec<String> = Vec::new();
     for n in described["nodes"].as_array().expect("nodes") {
         let home = PathBuf::from(n["home"].as_str().expect("home"));
+        let config_path = home.join("config.toml");
+        let config = std::fs::read_to_string(&config_path).expect("config");
+        let list = peers.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+        let config: String = config.lines().map(|l| if l.starts_with("peers = ") { format!("peers = [{list}]\n") } else { format!("{l}\n") }).collect();
+        std::fs::write(&config_path, config).expect("write config");
+        let _ = std::fs::remove_file(home.join("api.addr"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log")).expect("log");
         let err = log.try_clone().expect("log");
         nodes.0.push(
             Command::new(PLAZA).args(["start", "--home"]).arg(&home).stdin(Stdio::null()).stdout(log).stderr(err).spawn().expect("plaza start"),
         );
+        let addr_file = home.join("api.addr");
+        wait_until("a restarted node writes its API address", Duration::from_secs(30), || addr_file.exists());
+        let api: SocketAddr = std::fs::read_to_string(&addr_file).expect("api.addr").trim().parse().expect("addr");
+        let mut status = Value::Null;
+        wait_until("a restarted node answers with its p2p address", Duration::from_secs(30), || {
+            status = serde_json::from_str::<Value>(&get(api, "/v1/status").body).unwrap_or(Value::Null);
+            status["listen"].as_array().is_some_and(|l| !l.is_empty())
+        });
+        peers.push(format!("{}/p2p/{}", status["listen"][0].as_str().expect("listen"), status["peer_id"].as_str().expect("peer id")));
+        apis.push(api);
     }
-    let apis: Vec<SocketAddr> = described["nodes"].as_array().expect("nodes").iter().map(|n| n["api"].as_str().expect("api").parse().expect("addr")).collect();
     wait_until("the restarted nodes finalize new blocks", Duration::from_secs(90), || {
         apis.iter().all(|a| {
             TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok()

@@ -66,6 +66,7 @@ impl Demo<'_> {
         }
         let client = self.node_for(m).client()?;
         let status = api::status(&client)?;
+        let payload = api::with_default_base(&client, payload, &self.net.merchants[m].keypair.public(), status.clock_ms)?;
         let record = api::sign_payload(&payload, &self.net.merchants[m].keypair, status.alliance()?, status.clock_ms)?;
         let answer: RecordState = api::submit_wait(&client, &record).map_err(|e| Error::failed(format!("{what}: {e}")))?;
         let (Some(height), Some(receipt)) = (answer.height.filter(|_| answer.is_final()), answer.receipt.as_ref()) else {
