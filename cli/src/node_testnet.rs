@@ -217,6 +217,7 @@ impl LocalTestnet {
                 api: format!("127.0.0.1:{api}"),
                 peers: peers.clone(),
                 json: false,
+                ..crate::init::InitArgs::default()
             };
             let outcome = crate::init::init_home(&init)?;
             let config = NodeConfig {

@@ -43,7 +43,7 @@ use tracing::{debug, info, warn};
 use crate::chain::Chain;
 use crate::mempool::{Mempool, Refusal};
 use crate::net::{self, Behaviour, BehaviourEvent, SyncRequest, SyncResponse};
-use crate::{Admission, Clock, Command, Home, NodeConfig, Shared, Status};
+use crate::{Admission, Clock, Command, Home, NodeConfig, Rejection, Shared, Status};
 
 /// Bytes of records in one proposed block (below consensus's payload limit).
 pub const BLOCK_RECORD_BYTES_MAX: usize = 3 * 1024 * 1024;
@@ -166,7 +166,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
         store: store.clone(),
         state: chain.shared_state(),
         mempool: Mutex::new(Mempool::new(config.mempool_records_max, config.mempool_records_per_merchant_max)),
-        metrics: crate::metrics::Metrics::new(),
+        metrics: crate::metrics::Metrics::at_height(chain.tip().height),
         clock: Clock::new(config.clock_offset_ms),
         merchant: Keypair::from_secret(&merchant.secret_bytes()).map_err(|e| e.to_string())?,
         alliance,
@@ -179,14 +179,13 @@ pub async fn run(home: &Path) -> Result<(), String> {
     let api_addr: std::net::SocketAddr = config.api.parse().map_err(|e| format!("api address {:?}: {e}", config.api))?;
     let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| format!("cannot bind the API on {api_addr}: {e}"))?;
     let router = crate::api::router(shared.clone());
+    let (limits, api_shared) = (crate::api_server::Limits::from_config(&config), shared.clone());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        crate::api_server::serve(listener, router, limits, api_shared, async move {
             let _ = api_stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            warn!("API server stopped: {e}");
-        }
+        })
+        .await;
     });
     info!(api = %api_addr, peer_id = %swarm.local_peer_id(), height = chain.tip().height, "plaza node started");
 
@@ -600,9 +599,9 @@ impl Driver {
                             answers.push(Admission::Accepted);
                         }
                         Err(Refusal::Duplicate) => answers.push(Admission::Pending),
-                        Err(Refusal::Full) => answers.push(Admission::Refused("mempool-full".into())),
-                        Err(Refusal::MerchantFull) => answers.push(Admission::Refused("merchant-queue-full".into())),
-                        Err(Refusal::OutsideWindow) => answers.push(Admission::Refused("outside-time-window".into())),
+                        Err(Refusal::Full) => answers.push(Admission::Refused(Rejection::MempoolFull)),
+                        Err(Refusal::MerchantFull) => answers.push(Admission::Refused(Rejection::MerchantQueueFull)),
+                        Err(Refusal::OutsideWindow) => answers.push(Admission::Refused(Rejection::OutsideTimeWindow)),
                     }
                 }
                 self.shared.metrics.mempool_records.set(mempool.len() as i64);
@@ -645,6 +644,11 @@ impl Driver {
                 .filter(|r| !matches!(self.store.record_location(&r.id()), Ok(Some(_))))
                 .filter(|r| r.check_without_signature(&alliance).is_ok())
                 .collect()
+        };
+        // A non-member's record never enters the mempool, however it arrived.
+        let fresh: Vec<Record> = {
+            let state = self.shared.state();
+            fresh.into_iter().filter(|r| state.merchant(r.signer()).is_some()).collect()
         };
         if fresh.is_empty() {
             return;

@@ -15,11 +15,13 @@
 //! checked and executed identically by every validator.
 
 pub mod api;
+pub mod api_server;
 pub mod chain;
 pub mod client;
 pub mod config;
 pub mod driver;
 pub mod json;
+pub mod limits;
 pub mod mempool;
 pub mod metrics;
 pub mod net;
@@ -43,19 +45,42 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// `offset_ms` within ±[`limits::CLOCK_OFFSET_MS_MAX`] (the config check guarantees it;
+    /// anything beyond is clamped, never an overflow).
     pub fn new(offset_ms: i64) -> Clock {
-        Clock { offset_ms: AtomicI64::new(offset_ms) }
+        Clock { offset_ms: AtomicI64::new(offset_ms.clamp(-limits::CLOCK_OFFSET_MS_MAX, limits::CLOCK_OFFSET_MS_MAX)) }
     }
     pub fn now_ms(&self) -> u64 {
-        let system = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        (system + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        system.saturating_add(self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
     }
     pub fn offset_ms(&self) -> i64 {
         self.offset_ms.load(Ordering::Relaxed)
     }
-    pub fn advance(&self, ms: i64) -> i64 {
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed) + ms
+    /// Moves the clock forward by `ms` (≥ 0); refuses a move that would take the offset past
+    /// [`limits::CLOCK_OFFSET_MS_MAX`], and changes nothing then.
+    pub fn advance(&self, ms: i64) -> Result<i64, ClockError> {
+        if ms < 0 {
+            return Err(ClockError::Backwards);
+        }
+        self.offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |offset| {
+                offset.checked_add(ms).filter(|o| *o <= limits::CLOCK_OFFSET_MS_MAX)
+            })
+            .map(|previous| previous + ms)
+            .map_err(|_| ClockError::TooFar { max_ms: limits::CLOCK_OFFSET_MS_MAX })
     }
+}
+
+/// Why the testnet clock did not move.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("the clock only moves forward")]
+    Backwards,
+    #[error("the clock offset would exceed {max_ms} ms (100 years)")]
+    TooFar { max_ms: i64 },
 }
 
 /// What one submitted record became.
@@ -67,7 +92,40 @@ pub enum Admission {
     Pending,
     /// Already in a finalized block.
     Final,
-    Refused(String),
+    Refused(Rejection),
+}
+
+/// Why a submitted record was refused; its kind decides the API status and the code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Failed the stateless checks (alliance, fields, signature).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} is not a member of this alliance")]
+    NotAMember(plaza_ledger::PublicKey),
+    #[error("the mempool is full; retry later")]
+    MempoolFull,
+    #[error("this merchant has too many records waiting; retry later")]
+    MerchantQueueFull,
+    #[error("the record's created-at time is outside the time window of the node's clock")]
+    OutsideTimeWindow,
+}
+
+impl Rejection {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Invalid(_) => "invalid-record",
+            Rejection::NotAMember(_) => "not-a-member",
+            Rejection::MempoolFull => "mempool-full",
+            Rejection::MerchantQueueFull => "merchant-queue-full",
+            Rejection::OutsideTimeWindow => "outside-time-window",
+        }
+    }
+    /// The node is full: the same record may be admitted later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Rejection::MempoolFull | Rejection::MerchantQueueFull)
+    }
 }
 
 /// Requests from the API to the driver.
@@ -136,6 +194,26 @@ impl Home {
     }
     pub fn data(&self) -> PathBuf {
         self.root.join("data")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("node.lock")
+    }
+    /// Takes the home's lock for as long as the returned file lives: one node per home.
+    pub fn lock(&self) -> Result<std::fs::File, String> {
+        let path = self.lock_file();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(format!("a node is already running on {} (its lock {} is held); stop it first", self.root.display(), path.display()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        }
     }
     pub fn load_config(&self) -> Result<NodeConfig, String> {
         let text = std::fs::read_to_string(self.config()).map_err(|e| format!("reading {}: {e}", self.config().display()))?;
