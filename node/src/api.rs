@@ -36,13 +36,13 @@ type S = AxumState<Arc<Shared>>;
 
 /// A client-facing error.
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
     }
     fn not_found(message: impl Into<String>) -> ApiError {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State as AxumState};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use plaza_ledger::contract::MerchantStatus;
 use plaza_ledger::geo::{degrees_text, parse_radius_m, Point};
 use plaza_ledger::nearby::{self, Accepts, CardFacts, CouponFacts, Listed, QueryError};
@@ -24,29 +23,14 @@ pub const MERCHANT_PARAMETERS: &[&str] = &["near", "within_m", "category", "dist
 /// How the distances are computed, said in every answer that has them.
 pub const DISTANCE_NOTE: &str = "great-circle metres on the mean Earth sphere, computed in integers (docs/NODE.md, Nearby members)";
 
-/// A refused query: 400 for a malformed one, 404 for one naming what the ledger lacks.
-pub struct NearbyError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl NearbyError {
-    fn bad(code: &'static str, message: impl Into<String>) -> NearbyError {
-        NearbyError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
-    }
-}
+/// A refused query (the API's one error form): 400 for a malformed one, 404 for one naming
+/// what the ledger lacks.
+pub type NearbyError = crate::api::ApiError;
 
 impl From<QueryError> for NearbyError {
     fn from(e: QueryError) -> NearbyError {
         let status = if e.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
         NearbyError { status, code: e.code(), message: e.to_string() }
-    }
-}
-
-impl IntoResponse for NearbyError {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({"code": self.code, "message": self.message}))).into_response()
     }
 }
 
