@@ -315,17 +315,9 @@ fn payload_for(kind: SubmitKind, now_ms: u64) -> Result<Value, CliError> {
 /// node computes from the coupons and points (`POST /v1/sales/base`; only code hashes are sent).
 /// A node-signed sale needs nothing: the node fills it in.
 fn with_default_base(client: &Client, mut payload: Value, seller: &plaza_ledger::PublicKey, now_ms: u64) -> Result<Value, CliError> {
-    if payload.get("kind").and_then(Value::as_str) != Some("sale") || !payload.get("base").is_none_or(Value::is_null) {
+    let Some(question) = plaza_node::sale_base::base_question(&payload, seller, now_ms).map_err(CliError::new)? else {
         return Ok(payload);
-    }
-    let mut hashes = Vec::new();
-    for code in payload.get("coupon_codes").and_then(Value::as_array).into_iter().flatten() {
-        hashes.push(code_hash(code.as_str().unwrap_or_default())?);
-    }
-    let question = json!({
-        "seller": seller.to_hex(), "gross": payload["gross"], "card": payload["card"],
-        "coupon_code_hashes": hashes, "points_redeemed": payload["points_redeemed"], "at_ms": now_ms,
-    });
+    };
     let answer = client.post("/v1/sales/base", &question).map_err(CliError::new)?.ok_json().map_err(ctx("the sale's commission base"))?;
     let base = answer.get("base").and_then(Value::as_str).ok_or_else(|| CliError::new("the node did not say the sale's base"))?;
     payload["base"] = json!(base);

@@ -23,6 +23,27 @@ use serde_json::json;
 use crate::json::PayloadJson;
 use crate::Shared;
 
+/// The body of `POST /v1/sales/base` for a sale payload (JSON, as `PayloadJson` takes it) that
+/// names no base: coupon secrets become their hashes, absent fields their defaults. `None` for
+/// any other payload, or a sale that already names its base. Used by the clients that sign
+/// their own records (`plaza submit`, the demo).
+pub fn base_question(payload: &serde_json::Value, seller: &PublicKey, now_ms: u64) -> Result<Option<serde_json::Value>, String> {
+    use serde_json::Value;
+    if payload.get("kind").and_then(Value::as_str) != Some("sale") || !payload.get("base").is_none_or(Value::is_null) {
+        return Ok(None);
+    }
+    let mut hashes = Vec::new();
+    for code in payload.get("coupon_codes").and_then(Value::as_array).into_iter().flatten() {
+        let secret = code.as_str().ok_or("a coupon code is not a string")?;
+        hashes.push(CodeSecret::new(secret.as_bytes())?.hash().to_hex());
+    }
+    let present = |field: &str, default: Value| payload.get(field).filter(|v| !v.is_null()).cloned().unwrap_or(default);
+    Ok(Some(json!({
+        "seller": seller.to_hex(), "gross": payload["gross"], "card": present("card", Value::Null),
+        "coupon_code_hashes": hashes, "points_redeemed": present("points_redeemed", json!(0)), "at_ms": now_ms,
+    })))
+}
+
 /// Coupons in one question (a sale carries at most this many anyway).
 pub const COUPONS_MAX: usize = 64;
 

@@ -190,19 +190,9 @@ pub struct SaleBase {
 /// A client-signed sale without a base gets the largest the rules allow (SETTLEMENT decisions
 /// 6 and 7), as `plaza submit sale` does: the node computes it from code hashes, never secrets.
 pub fn with_default_base(client: &Client, mut payload: Value, seller: &plaza_ledger::PublicKey, now_ms: u64) -> Result<Value, Error> {
-    if payload.get("kind").and_then(Value::as_str) != Some("sale") || !payload.get("base").is_none_or(Value::is_null) {
+    let Some(question) = plaza_node::sale_base::base_question(&payload, seller, now_ms).map_err(Error::failed)? else {
         return Ok(payload);
-    }
-    let mut hashes = Vec::new();
-    for code in payload.get("coupon_codes").and_then(Value::as_array).into_iter().flatten() {
-        let secret = plaza_ledger::record::CodeSecret::new(code.as_str().unwrap_or_default().as_bytes()).map_err(|e| Error::failed(format!("coupon code: {e}")))?;
-        hashes.push(secret.hash().to_hex());
-    }
-    let question = json!({
-        "seller": seller.to_hex(), "gross": payload["gross"], "card": payload["card"],
-        "coupon_code_hashes": hashes, "at_ms": now_ms,
-        "points_redeemed": payload.get("points_redeemed").filter(|p| !p.is_null()).cloned().unwrap_or(json!(0)),
-    });
+    };
     // A sale the rules will reject anyway (a redeemed coupon, overdrawn points …) keeps the
     // gross as its base, as the node does for the sales it signs: its receipt says why.
     if let Ok(answer) = post::<SaleBase>(client, "/v1/sales/base", &question) {
