@@ -49,8 +49,9 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 #[cfg(feature = "io")]
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 #[cfg(feature = "io")]
 use plaza_ledger::contract::State;

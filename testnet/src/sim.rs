@@ -635,8 +635,20 @@ impl Cluster {
             Ok(replica) => {
                 // The store's chain is what this node finalized before (checked then).
                 let tip = replica.chain().tip().height;
-                if self.finalized[node].len() as u64 > tip && self.nodes[node].role == Role::Honest {
+                let honest = self.nodes[node].role == Role::Honest;
+                if self.finalized[node].len() as u64 > tip && honest {
                     self.violations.push(format!("node {node} reopened at height {tip}, below what it had finalized"));
+                }
+                // Blocks it stored durably but whose `Finalized` report died with the crash
+                // (held behind a consensus-log write): the store is the truth, as in the node.
+                if honest {
+                    for height in self.finalized[node].len() as u64 + 1..=tip {
+                        let records: Vec<Hash> = match self.nodes[node].store.block(height) {
+                            Ok(Some(b)) => b.block.records.iter().map(Record::id).collect(),
+                            _ => Vec::new(),
+                        };
+                        self.store_finalized(node, height, &records);
+                    }
                 }
                 self.nodes[node].replica = Some(replica);
                 self.perform(node);

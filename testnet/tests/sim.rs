@@ -44,10 +44,12 @@ fn thousand_seeds_with_faults_are_safe_and_live() {
 /// that never finalized again after their faults: a notarized block lost in crashes, a
 /// leader's vote that only its proposal carried, a finalized block only block sync could hand
 /// over, a notarization lost in crashes, a nullification only one validator held
-/// (CONSENSUS.md, "The liveness gap the long run found").
+/// (CONSENSUS.md, "The liveness gap the long run found"); and, from the first long run over
+/// the replica (seeds 1000–20999), six where the simulator itself lost count: a crash dropped
+/// the `Finalized` report of blocks already durably stored, so the node looked stuck.
 #[test]
 fn the_seeds_the_long_run_found_are_live() {
-    let seeds = [1077, 1394, 1548, 2007, 2302, 2430, 2828, 3015, 3813, 3981, 4678, 5675, 5764, 15381, 31783];
+    let seeds = [1054, 1077, 1394, 1548, 2007, 2302, 2430, 2718, 2828, 3015, 3813, 3981, 4446, 4678, 5508, 5675, 5764, 15381, 17666, 18168, 31783];
     let options = SimOptions::default();
     for seed in seeds {
         let report = run(seed, &options);
