@@ -34,6 +34,15 @@ use crate::receipt::Receipt;
 
 pub use verify::{verify_chain, Progress, Report, Start, VerifyOptions};
 
+/// How far above a block the descendant its certificate finalizes may be, in heights.
+///
+/// Consensus finalizes a block by its own finalize certificate or through a descendant's: when
+/// the certificate of a later block D arrives, every ancestor not yet final is final too, and
+/// the node stores each with D's certificate (docs/FORMAT.md, "Proofs and exports"). The
+/// verifier holds such blocks until it reaches D, and a record proof carries the headers up to
+/// D; this bounds both (a proof's headers fit its 2 MiB with a 1 MiB genesis).
+pub const DESCENDANT_DISTANCE_MAX: u64 = 1024;
+
 /// One finalized block with what its execution produced, as stored and exported. The header
 /// commits to the receipts (receipts root) and the statement (statement hash); the verifier
 /// recomputes both and compares them with these copies item by item.
@@ -70,7 +79,8 @@ pub enum Check {
     Statement,
     StatementHash,
     StateRoot,
-    /// The certificate must be a finalize certificate naming this block.
+    /// The certificate must be a finalize certificate naming this block, or a descendant
+    /// later in the chain (at a later view) that is then reached.
     Certificate,
     /// Quorum, sorted distinct signers, all validators of the set in force.
     CertificateSigners,

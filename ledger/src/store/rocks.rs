@@ -354,6 +354,9 @@ impl ChainStore for Store {
     fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError> {
         Store::record_location(self, id)
     }
+    fn block_receipts(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError> {
+        Store::receipts_of(self, block)
+    }
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Store::state_snapshot(self)
     }
