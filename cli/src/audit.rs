@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 use plaza_ledger::audit::export::{ExportReader, ExportWriter, FRAME_BYTES_MAX};
 use plaza_ledger::audit::proof::{Anchor, ProvenRecord, RecordProof, PROOF_BYTES_MAX};
 use plaza_ledger::audit::verify::{default_threads, Checkpoint, Source};
-use plaza_ledger::audit::{verify_chain, BlockEntry, Check, Failure, Report, Start, VerifyOptions};
+use plaza_ledger::audit::tip::{check_expected, SignedTip, TipAgreement, SIGNED_TIP_BYTES_MAX};
+use plaza_ledger::audit::{verify_chain_watching, BlockEntry, Check, Failure, Report, Start, VerifyOptions, Watch};
 use plaza_ledger::block::FinalizedBlock;
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::contract::{State, Statement};
@@ -29,10 +30,11 @@ use crate::output::{ctx, print_json, CliError, CliResult};
 /// (following governance from genesis), record signatures, and every receipt, statement and
 /// state root by re-execution. Exit code 0 only when everything holds, 3 on a divergence.
 ///
-/// Example: plaza verify --export alliance.plaza-export --json
+/// Example: plaza verify --export alliance.plaza-export --against http://127.0.0.1:7001 --json
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A node home: its store (`DIR/data`) is read, never written. The node must be stopped.
+    /// A node home: its store (`DIR/data`) is read, never written, as it is when the command
+    /// starts; the node may be running.
     #[arg(long, conflicts_with = "export", required_unless_present = "export")]
     pub home: Option<PathBuf>,
     /// An export file written by `plaza export`.
@@ -44,6 +46,15 @@ pub struct VerifyArgs {
     /// Threads checking signatures (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A block id the chain must hold (its tip, as a member told you): a chain without it
+    /// has a withheld or forked tail (exit code 3).
+    #[arg(long, value_name = "ID")]
+    pub expect_tip: Option<String>,
+    /// Another member's node API (http://HOST:PORT): its signed checkpoint, fetched first, must
+    /// be in the chain; a chain that ends before it (withheld tail) or holds another block at
+    /// its height (fork) fails with exit code 3.
+    #[arg(long, value_name = "URL")]
+    pub against: Option<String>,
 }
 
 /// Write a self-contained, versioned, checksummed export: genesis, blocks with their
@@ -111,8 +122,9 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn open_store(home: &Path) -> Result<Store, CliError> {
-    Store::open(&home.join("data")).map_err(ctx(format!("opening the store of {} (is the node stopped?)", home.display())))
+/// The node's store, read as it is now; the node may be running (a reader takes no lock).
+pub fn open_store(home: &Path) -> Result<Store, CliError> {
+    Store::open_reader(&home.join("data")).map_err(ctx(format!("opening the store of {}", home.display())))
 }
 
 /// Reads block `height` with its receipts and, if it closed one, its statement.
@@ -184,7 +196,11 @@ fn print_report(r: &Report, seconds: f64) {
 pub fn verify(args: VerifyArgs) -> CliResult {
     let started = Instant::now();
     let options = VerifyOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), ..VerifyOptions::default() };
-    let report = match (&args.home, &args.export) {
+    let expected = args.expect_tip.as_deref().map(|t| Hash::from_hex(t).map_err(|e| CliError::new(format!("--expect-tip: {e}")))).transpose()?;
+    // The other node's tip first: a chain read afterwards must hold it.
+    let against = args.against.as_deref().map(|url| fetch_signed_tip(url).map(|tip| (url.to_owned(), tip))).transpose()?;
+    let watch = Watch { heights: against.iter().map(|(_, t)| t.header.height).collect(), ids: expected.into_iter().collect() };
+    let (mut report, genesis_set) = match (&args.home, &args.export) {
         (Some(home), None) => {
             let store = open_store(home)?;
             let tip = store.tip_height().map_err(ctx("reading the store's tip"))?;
@@ -192,9 +208,9 @@ pub fn verify(args: VerifyArgs) -> CliResult {
             let progress = bar(tip, "verifying");
             let mut period = 0;
             let blocks = (1..=tip).map(|h| store_entry(&store, h, &mut period).map(Source::from));
-            let report = verify_chain(&genesis, Start::Genesis, blocks, &options, &mut |p| progress.set_position(p.blocks));
+            let report = verify_chain_watching(&genesis, Start::Genesis, blocks, &options, &watch, &mut |p| progress.set_position(p.blocks));
             progress.finish_and_clear();
-            report
+            (report, genesis.validators.hash())
         }
         (None, Some(path)) => {
             let open = || -> Result<ExportReader<BufReader<File>>, CliError> {
@@ -211,22 +227,75 @@ pub fn verify(args: VerifyArgs) -> CliResult {
             let genesis = reader.genesis().clone();
             let start = reader.take_start();
             let progress = bar(total, "verifying");
-            let report = verify_chain(&genesis, start, reader, &options, &mut |p| progress.set_position(p.blocks));
+            let report = verify_chain_watching(&genesis, start, reader, &options, &watch, &mut |p| progress.set_position(p.blocks));
             progress.finish_and_clear();
-            report
+            (report, genesis.validators.hash())
         }
         _ => return Err(CliError::new("give exactly one of --home DIR or --export FILE")),
     };
+    // The tail: does the verified chain reach, and agree with, the tips it was given?
+    let mut tips = Vec::new();
+    if report.is_ok() {
+        let mut outcomes: Vec<(String, Result<TipAgreement, Failure>)> = Vec::new();
+        if let Some(id) = &expected {
+            outcomes.push((format!("expected block {id}"), check_expected(&report, id)));
+        }
+        if let Some((url, tip)) = &against {
+            let result = tip.verify(&report.alliance).and_then(|()| tip.check(&report, &genesis_set));
+            outcomes.push((format!("the signed checkpoint of {url} (height {}, block {})", tip.header.height, tip.header.id()), result));
+        }
+        for (what, result) in outcomes {
+            match result {
+                Ok(agreement) => tips.push((what, agreement)),
+                Err(f) => {
+                    if report.failure.is_none() {
+                        report.failure = Some(f);
+                    }
+                }
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&report_json(&report, seconds));
+        let mut value = report_json(&report, seconds);
+        value["ok"] = json!(report.is_ok());
+        value["tips"] = tips.iter().map(|(what, a)| json!({"tip": what, "blocks_beyond": match a { TipAgreement::Ends => 0, TipAgreement::Beyond { beyond } => *beyond }})).collect();
+        print_json(&value);
     } else {
+        for (what, agreement) in &tips {
+            match agreement {
+                TipAgreement::Ends => println!("tip: the chain ends at {what}"),
+                TipAgreement::Beyond { beyond } => println!("tip: the chain holds {what} and goes on {beyond} blocks after it"),
+            }
+        }
         print_report(&report, seconds);
     }
     match report.failure {
         None => Ok(()),
         Some(f) => Err(CliError::verification(f.to_string())),
     }
+}
+
+/// The signed checkpoint a node serves (`GET /v1/checkpoint`), from `http://HOST:PORT`.
+fn fetch_signed_tip(url: &str) -> Result<SignedTip, CliError> {
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        CliError::new(format!("--against {url}: give the node's API as http://HOST:PORT (plain HTTP, as the node serves it)"))
+    })?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| CliError::new(format!("--against {url}: {e}")))?
+        .next()
+        .ok_or_else(|| CliError::new(format!("--against {url}: the name resolves to no address")))?;
+    let client = plaza_node::client::Client::new(addr, None);
+    let value = client
+        .get("/v1/checkpoint")
+        .and_then(|r| r.ok_json())
+        .map_err(|e| CliError::new(format!("fetching the signed checkpoint of {url}: {e}")))?;
+    let text = value.get("checkpoint").and_then(Value::as_str).ok_or_else(|| CliError::new(format!("{url} answered without a \"checkpoint\" field")))?;
+    let bytes = hex::decode(text).map_err(|e| CliError::verification(format!("the checkpoint of {url} is not hex: {e}")))?;
+    SignedTip::from_bytes(&bytes, SIGNED_TIP_BYTES_MAX).map_err(|e| CliError::verification(format!("the checkpoint of {url} does not decode: {e}")))
 }
 
 /// A failure before any block was verified (the file itself).

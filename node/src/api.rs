@@ -72,6 +72,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/records/{id}", get(record_status))
         .route("/v1/sales/base", post(crate::sale_base::handler))
         .route("/v1/proofs/{id}", get(proof))
+        .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/blocks", get(blocks))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/merchants", get(crate::nearby::merchants))
@@ -356,6 +357,48 @@ async fn proof(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
         "proof_version": plaza_ledger::audit::proof::VERSION,
         "proof": hex::encode(plaza_ledger::codec::Encode::to_bytes(&proof)),
         "note": "`proof` is the self-contained proof `plaza proof` writes, in hex; save this JSON and check it offline with `plaza verify-proof FILE`",
+    })))
+}
+
+/// The signed checkpoint (ledger `audit::tip`): the latest finalized block whose certificate
+/// is its own (the tip, unless it is final through a descendant not stored yet), with that
+/// certificate and the set that signed it. `plaza verify --against` compares a chain with it.
+async fn checkpoint(AxumState(shared): S) -> ApiResult {
+    use plaza_ledger::audit::tip::SignedTip;
+    let store = &shared.store;
+    let tip = store.tip_height().map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut height = tip;
+    let block = loop {
+        if height == 0 || tip - height > plaza_ledger::audit::DESCENDANT_DISTANCE_MAX {
+            return Err(ApiError::not_found("no finalized block with its own certificate yet"));
+        }
+        let block = store.block(height).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(|| ApiError::internal(format!("block {height} missing")))?;
+        if block.certificate.target.block == block.block.id() {
+            break block;
+        }
+        height -= 1;
+    };
+    let header = block.block.header;
+    let set_hash = header.validator_set_hash;
+    let validators = if store.genesis().validators.hash() == set_hash {
+        store.genesis().validators.clone()
+    } else if shared.state().validator_set().hash() == set_hash {
+        shared.state().validator_set().clone()
+    } else {
+        return Err(ApiError::internal(format!("the validator set {set_hash} of block {height} is not at hand")));
+    };
+    let id = header.id();
+    let signed = SignedTip { header, certificate: block.certificate, validators };
+    Ok(axum::Json(json!({
+        "alliance": shared.alliance.to_hex(),
+        "height": height,
+        "block": id.to_hex(),
+        "view": signed.header.view,
+        "time_ms": signed.header.time_ms,
+        "state_root": signed.header.state_root.to_hex(),
+        "certificate_signers": signed.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
+        "checkpoint": hex::encode(plaza_ledger::codec::Encode::to_bytes(&signed)),
+        "note": "`checkpoint` is header ‖ certificate ‖ validator set in hex (docs/FORMAT.md, \"Signed checkpoint\"); compare a chain with it: plaza verify --against URL",
     })))
 }
 

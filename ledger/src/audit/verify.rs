@@ -9,9 +9,11 @@
 //! signatures). A block finalized through a descendant carries that descendant's certificate:
 //! it is held, and its certificate is checked when the named block arrives (same id and view;
 //! heights are consecutive and parent links checked, so it is a descendant) against the set
-//! that certifies that block; an input that ends first fails. The two stages overlap: while the calling thread re-executes one window of
-//! blocks, the other threads decode the next window and check its signatures, in tasks of a few
-//! hundred records that any thread takes in turn; when the calling thread is done it reads the
+//! that certifies that block; an input that ends first fails.
+//!
+//! The two stages overlap: while the calling thread re-executes one window of blocks, the
+//! other threads decode the next window and check its signatures, in tasks of a few hundred
+//! records that any thread takes in turn; when the calling thread is done it reads the
 //! window after and takes tasks too. So `threads` threads are busy until a window is done,
 //! whichever stage is longer, and never more than `threads`.
 //!
@@ -143,7 +145,17 @@ pub struct Report {
     pub state_root: Hash,
     /// Validator sets in force, in order: where each began certifying.
     pub epochs: Vec<Epoch>,
+    /// The verified blocks a [`Watch`] asked for: (height, id), in height order.
+    pub watched: Vec<(u64, Hash)>,
     pub failure: Option<Failure>,
+}
+
+/// Blocks whose ids the caller wants reported (to compare the chain with a tip it was told
+/// about, `audit::tip`): by height or by id.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    pub heights: Vec<u64>,
+    pub ids: Vec<Hash>,
 }
 
 impl Report {
@@ -158,10 +170,19 @@ pub fn verify_chain<I>(genesis: &Genesis, start: Start, blocks: I, options: &Ver
 where
     I: IntoIterator<Item = Result<Source, Failure>>,
 {
+    verify_chain_watching(genesis, start, blocks, options, &Watch::default(), progress)
+}
+
+/// [`verify_chain`], reporting the ids of the blocks `watch` names in [`Report::watched`].
+pub fn verify_chain_watching<I>(genesis: &Genesis, start: Start, blocks: I, options: &VerifyOptions, watch: &Watch, progress: &mut dyn FnMut(Progress)) -> Report
+where
+    I: IntoIterator<Item = Result<Source, Failure>>,
+{
     let mut verifier = match Verifier::new(genesis, start) {
         Ok(v) => v,
         Err((report, failure)) => return Report { failure: Some(failure), ..*report },
     };
+    verifier.watch = watch.clone();
     let mut blocks = blocks.into_iter();
     let mut exhausted = false;
     let mut ready: Vec<Prepared> = Vec::new();
@@ -372,6 +393,7 @@ struct Verifier {
     /// Blocks final through a descendant's certificate whose descendant has not come yet, in
     /// height order (at most [`DESCENDANT_DISTANCE_MAX`] of them).
     held: Vec<Held>,
+    watch: Watch,
     report: Report,
 }
 
@@ -401,6 +423,7 @@ impl Verifier {
             tip_id: start_block,
             state_root: Hash::ZERO,
             epochs: Vec::new(),
+            watched: Vec::new(),
             failure: None,
         };
         match start {
@@ -409,7 +432,7 @@ impl Verifier {
                 let set = genesis.validators.clone();
                 let mut report = empty(0, alliance);
                 report.state_root = state.state_root();
-                Ok(Verifier { alliance, state, set, held: Vec::new(), report })
+                Ok(Verifier { alliance, state, set, held: Vec::new(), watch: Watch::default(), report })
             }
             Start::Checkpoint(c) => {
                 let id = c.header.id();
@@ -454,7 +477,7 @@ impl Verifier {
                 let mut report = report;
                 report.state_root = c.state.state_root();
                 let state = c.state;
-                Ok(Verifier { alliance, state, set, held, report })
+                Ok(Verifier { alliance, state, set, held, watch: Watch::default(), report })
             }
         }
     }
@@ -590,6 +613,9 @@ impl Verifier {
         self.report.records += block.records.len() as u64;
         self.report.signatures += (block.records.len() + entry.block.certificate.signatures.len()) as u64;
         self.report.statements += u64::from(outcome.statement.is_some());
+        if self.watch.heights.contains(&h) || self.watch.ids.contains(&id) {
+            self.report.watched.push((h, id));
+        }
         self.report.tip_height = h;
         self.report.tip_id = id;
         self.report.state_root = outcome.state_root;
