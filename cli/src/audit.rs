@@ -3,6 +3,7 @@
 //! All of them work offline. `verify` and `verify-proof` need nothing but the file (or the
 //! store) they check; the checks themselves are `plaza_ledger::audit`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -15,12 +16,11 @@ use serde_json::{json, Value};
 use plaza_ledger::audit::export::{ExportReader, ExportWriter, FRAME_BYTES_MAX};
 use plaza_ledger::audit::proof::{Anchor, ProvenRecord, RecordProof, PROOF_BYTES_MAX};
 use plaza_ledger::audit::verify::{default_threads, Checkpoint, Source};
-use plaza_ledger::audit::{verify_chain, BlockEntry, Check, Failure, Report, Start, VerifyOptions};
+use plaza_ledger::audit::tip::{check_expected, SignedTip, TipAgreement, SIGNED_TIP_BYTES_MAX};
+use plaza_ledger::audit::{verify_chain_watching, BlockEntry, Check, Failure, Report, Start, VerifyOptions, Watch};
 use plaza_ledger::block::FinalizedBlock;
-use plaza_ledger::cert::ValidatorSet;
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::contract::{State, Statement};
-use plaza_ledger::genesis::Genesis;
 use plaza_ledger::store::Store;
 use plaza_ledger::Hash;
 
@@ -30,10 +30,11 @@ use crate::output::{ctx, print_json, CliError, CliResult};
 /// (following governance from genesis), record signatures, and every receipt, statement and
 /// state root by re-execution. Exit code 0 only when everything holds, 3 on a divergence.
 ///
-/// Example: plaza verify --export alliance.plaza-export --json
+/// Example: plaza verify --export alliance.plaza-export --against http://127.0.0.1:7001 --json
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A node home: its store (`DIR/data`) is read, never written. The node must be stopped.
+    /// A node home: its store (`DIR/data`) is read, never written, as it is when the command
+    /// starts; the node may be running.
     #[arg(long, conflicts_with = "export", required_unless_present = "export")]
     pub home: Option<PathBuf>,
     /// An export file written by `plaza export`.
@@ -45,11 +46,22 @@ pub struct VerifyArgs {
     /// Threads checking signatures (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// A block id the chain must hold (its tip, as a member told you): a chain without it
+    /// has a withheld or forked tail (exit code 3).
+    #[arg(long, value_name = "ID")]
+    pub expect_tip: Option<String>,
+    /// Another member's node API (http://HOST:PORT): its signed checkpoint, fetched first, must
+    /// be in the chain; a chain that ends before it (withheld tail) or holds another block at
+    /// its height (fork) fails with exit code 3.
+    #[arg(long, value_name = "URL")]
+    pub against: Option<String>,
 }
 
 /// Write a self-contained, versioned, checksummed export: genesis, blocks with their
 /// certificates, receipts and statements. With --from above 1, the export starts from a
-/// checkpoint (the state after block FROM−1), which the verifier trusts and reports.
+/// checkpoint (the state after block FROM−1), which the verifier trusts and reports. A block
+/// final through a descendant carries that descendant's certificate, so the export goes on
+/// past --to until that descendant is in it (it says so): a partial export always verifies.
 ///
 /// Example: plaza export --home ./hotpot -o alliance.plaza-export
 #[derive(Args)]
@@ -59,7 +71,8 @@ pub struct ExportArgs {
     /// First height to export (default 1).
     #[arg(long, default_value_t = 1)]
     pub from: u64,
-    /// Last height to export (default: the tip).
+    /// Last height to export (default: the tip); extended to the block whose certificate
+    /// finalizes it, when it is final through a descendant.
     #[arg(long)]
     pub to: Option<u64>,
     #[arg(short, long)]
@@ -84,7 +97,7 @@ pub struct ProofArgs {
     pub json: bool,
 }
 
-/// Check a proof written by `plaza proof`, offline.
+/// Check a proof written by `plaza proof`, or the JSON `GET /v1/proofs/{id}` returns, offline.
 ///
 /// Example: plaza verify-proof record.plaza-proof --trust 9a0e…41 --json
 #[derive(Args)]
@@ -109,8 +122,9 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn open_store(home: &Path) -> Result<Store, CliError> {
-    Store::open(&home.join("data")).map_err(ctx(format!("opening the store of {} (is the node stopped?)", home.display())))
+/// The node's store, read as it is now; the node may be running (a reader takes no lock).
+pub fn open_store(home: &Path) -> Result<Store, CliError> {
+    Store::open_reader(&home.join("data")).map_err(ctx(format!("opening the store of {}", home.display())))
 }
 
 /// Reads block `height` with its receipts and, if it closed one, its statement.
@@ -182,7 +196,11 @@ fn print_report(r: &Report, seconds: f64) {
 pub fn verify(args: VerifyArgs) -> CliResult {
     let started = Instant::now();
     let options = VerifyOptions { threads: args.threads.unwrap_or_else(default_threads).max(1), ..VerifyOptions::default() };
-    let report = match (&args.home, &args.export) {
+    let expected = args.expect_tip.as_deref().map(|t| Hash::from_hex(t).map_err(|e| CliError::new(format!("--expect-tip: {e}")))).transpose()?;
+    // The other node's tip first: a chain read afterwards must hold it.
+    let against = args.against.as_deref().map(|url| fetch_signed_tip(url).map(|tip| (url.to_owned(), tip))).transpose()?;
+    let watch = Watch { heights: against.iter().map(|(_, t)| t.header.height).collect(), ids: expected.into_iter().collect() };
+    let (mut report, genesis_set) = match (&args.home, &args.export) {
         (Some(home), None) => {
             let store = open_store(home)?;
             let tip = store.tip_height().map_err(ctx("reading the store's tip"))?;
@@ -190,9 +208,9 @@ pub fn verify(args: VerifyArgs) -> CliResult {
             let progress = bar(tip, "verifying");
             let mut period = 0;
             let blocks = (1..=tip).map(|h| store_entry(&store, h, &mut period).map(Source::from));
-            let report = verify_chain(&genesis, Start::Genesis, blocks, &options, &mut |p| progress.set_position(p.blocks));
+            let report = verify_chain_watching(&genesis, Start::Genesis, blocks, &options, &watch, &mut |p| progress.set_position(p.blocks));
             progress.finish_and_clear();
-            report
+            (report, genesis.validators.hash())
         }
         (None, Some(path)) => {
             let open = || -> Result<ExportReader<BufReader<File>>, CliError> {
@@ -209,22 +227,75 @@ pub fn verify(args: VerifyArgs) -> CliResult {
             let genesis = reader.genesis().clone();
             let start = reader.take_start();
             let progress = bar(total, "verifying");
-            let report = verify_chain(&genesis, start, reader, &options, &mut |p| progress.set_position(p.blocks));
+            let report = verify_chain_watching(&genesis, start, reader, &options, &watch, &mut |p| progress.set_position(p.blocks));
             progress.finish_and_clear();
-            report
+            (report, genesis.validators.hash())
         }
         _ => return Err(CliError::new("give exactly one of --home DIR or --export FILE")),
     };
+    // The tail: does the verified chain reach, and agree with, the tips it was given?
+    let mut tips = Vec::new();
+    if report.is_ok() {
+        let mut outcomes: Vec<(String, Result<TipAgreement, Failure>)> = Vec::new();
+        if let Some(id) = &expected {
+            outcomes.push((format!("expected block {id}"), check_expected(&report, id)));
+        }
+        if let Some((url, tip)) = &against {
+            let result = tip.verify(&report.alliance).and_then(|()| tip.check(&report, &genesis_set));
+            outcomes.push((format!("the signed checkpoint of {url} (height {}, block {})", tip.header.height, tip.header.id()), result));
+        }
+        for (what, result) in outcomes {
+            match result {
+                Ok(agreement) => tips.push((what, agreement)),
+                Err(f) => {
+                    if report.failure.is_none() {
+                        report.failure = Some(f);
+                    }
+                }
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     if args.json {
-        print_json(&report_json(&report, seconds));
+        let mut value = report_json(&report, seconds);
+        value["ok"] = json!(report.is_ok());
+        value["tips"] = tips.iter().map(|(what, a)| json!({"tip": what, "blocks_beyond": match a { TipAgreement::Ends => 0, TipAgreement::Beyond { beyond } => *beyond }})).collect();
+        print_json(&value);
     } else {
+        for (what, agreement) in &tips {
+            match agreement {
+                TipAgreement::Ends => println!("tip: the chain ends at {what}"),
+                TipAgreement::Beyond { beyond } => println!("tip: the chain holds {what} and goes on {beyond} blocks after it"),
+            }
+        }
         print_report(&report, seconds);
     }
     match report.failure {
         None => Ok(()),
         Some(f) => Err(CliError::verification(f.to_string())),
     }
+}
+
+/// The signed checkpoint a node serves (`GET /v1/checkpoint`), from `http://HOST:PORT`.
+fn fetch_signed_tip(url: &str) -> Result<SignedTip, CliError> {
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        CliError::new(format!("--against {url}: give the node's API as http://HOST:PORT (plain HTTP, as the node serves it)"))
+    })?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| CliError::new(format!("--against {url}: {e}")))?
+        .next()
+        .ok_or_else(|| CliError::new(format!("--against {url}: the name resolves to no address")))?;
+    let client = plaza_node::client::Client::new(addr, None);
+    let value = client
+        .get("/v1/checkpoint")
+        .and_then(|r| r.ok_json())
+        .map_err(|e| CliError::new(format!("fetching the signed checkpoint of {url}: {e}")))?;
+    let text = value.get("checkpoint").and_then(Value::as_str).ok_or_else(|| CliError::new(format!("{url} answered without a \"checkpoint\" field")))?;
+    let bytes = hex::decode(text).map_err(|e| CliError::verification(format!("the checkpoint of {url} is not hex: {e}")))?;
+    SignedTip::from_bytes(&bytes, SIGNED_TIP_BYTES_MAX).map_err(|e| CliError::verification(format!("the checkpoint of {url} does not decode: {e}")))
 }
 
 /// A failure before any block was verified (the file itself).
@@ -273,10 +344,30 @@ pub fn export(args: ExportArgs) -> CliResult {
     let file = File::create(&temporary).map_err(ctx(format!("creating {}", temporary.display())))?;
     let mut writer = ExportWriter::new(BufWriter::new(file), &genesis, checkpoint.as_ref()).map_err(ctx("writing the export"))?;
     let progress = bar(to - args.from + 1, "exporting");
-    for h in args.from..=to {
+    // A block final through a descendant carries the descendant's certificate, so the export
+    // goes on past `to` until every such descendant is in it (the first block whose
+    // certificate is its own, in practice): a partial export always verifies.
+    let mut awaited: BTreeMap<Hash, u64> = BTreeMap::new();
+    if let Some(c) = &checkpoint {
+        await_descendant(&mut awaited, c.header.height, c.header.id(), &c.certificate);
+    }
+    let mut last = to;
+    for h in args.from.. {
+        if h > to && awaited.is_empty() {
+            break;
+        }
+        if h > tip {
+            let (block, from) = awaited.iter().next().map(|(b, f)| (*b, *f)).unwrap_or((Hash::ZERO, 0));
+            return Err(CliError::verification(format!(
+                "block {from}'s certificate finalizes block {block}, which is not in this store up to its tip {tip}"
+            )));
+        }
         let entry = read(h, &mut period)?;
+        awaited.remove(&entry.block.block.id());
+        await_descendant(&mut awaited, h, entry.block.block.id(), &entry.block.certificate);
         writer.write_block(&entry).map_err(ctx("writing the export"))?;
         progress.inc(1);
+        last = h;
     }
     let mut inner = writer.finish().map_err(ctx("writing the export"))?;
     inner.flush().map_err(ctx("writing the export"))?;
@@ -284,56 +375,30 @@ pub fn export(args: ExportArgs) -> CliResult {
     drop(inner);
     std::fs::rename(&temporary, &args.output).map_err(ctx(format!("renaming to {}", args.output.display())))?;
     progress.finish_and_clear();
-    println!("exported blocks {}..={to} of alliance {} to {}", args.from, genesis.alliance_id(), args.output.display());
+    println!("exported blocks {}..={last} of alliance {} to {}", args.from, genesis.alliance_id(), args.output.display());
+    if last > to {
+        println!("(past --to {to}: blocks up to {to} are final through the certificate of block {last}, which the export must carry)");
+    }
     Ok(())
 }
 
-/// The validator set that certified block `height`: the genesis set, else recomputed.
-fn set_at(store: &Store, genesis: &Genesis, height: u64, set_hash: Hash) -> Result<ValidatorSet, CliError> {
-    if genesis.validators.hash() == set_hash {
-        return Ok(genesis.validators.clone());
+/// Notes that block `height` (id `id`) is final through a descendant, if its certificate
+/// names one: the export must reach that block.
+fn await_descendant(awaited: &mut BTreeMap<Hash, u64>, height: u64, id: Hash, certificate: &plaza_ledger::cert::Certificate) {
+    if certificate.target.block != id {
+        awaited.entry(certificate.target.block).or_insert(height);
     }
-    let mut state = State::from_genesis(genesis);
-    for h in 1..height {
-        let block = store.block(h).map_err(ctx("reading the store"))?.ok_or_else(|| CliError::new(format!("block {h} is missing")))?;
-        state
-            .apply_block(block.block.header.time_ms, &block.block.records)
-            .map_err(|e| CliError::verification(format!("block {h} does not re-execute: {e}")))?;
-    }
-    let set = state.validator_set().clone();
-    if set.hash() != set_hash {
-        return Err(CliError::verification(format!("block {height} names validator set {set_hash}, re-execution gives {}", set.hash())));
-    }
-    Ok(set)
 }
 
 pub fn proof(args: ProofArgs) -> CliResult {
     let id = Hash::from_hex(&args.record_id).map_err(|e| CliError::new(format!("record id: {e}")))?;
     let store = open_store(&args.home)?;
-    let genesis = store.genesis().clone();
-    let location = store.record_location(&id).map_err(ctx("reading the store"))?.ok_or_else(|| CliError::new(format!("record {id} is not in this node's chain")))?;
-    let mut period = 0;
-    let entry = store_entry(&store, location.height, &mut period).map_err(|f| CliError::new(f.to_string()))?;
-    let header = &entry.block.block.header;
-    let validators = set_at(&store, &genesis, location.height, header.validator_set_hash)?;
-    let anchor = if validators == genesis.validators {
-        Anchor::Genesis
-    } else {
-        // The first block this set certified: the one a full verification reports.
-        let mut first = entry.block.clone();
-        for h in (1..location.height).rev() {
-            let b = store.block(h).map_err(ctx("reading the store"))?.ok_or_else(|| CliError::new(format!("block {h} is missing")))?;
-            if b.block.header.validator_set_hash != header.validator_set_hash {
-                break;
-            }
-            first = b;
-        }
-        Anchor::Checkpoint { header: first.block.header, certificate: first.certificate }
-    };
-    let proof = RecordProof::build(&genesis, anchor, validators, &entry, location.index as usize).map_err(CliError::new)?;
+    let proof = RecordProof::from_store(&store, &id)
+        .map_err(|e| CliError::verification(format!("building the proof of record {id}: {e}")))?
+        .ok_or_else(|| CliError::new(format!("record {id} is not in this node's chain")))?;
     let trusted: Vec<Hash> = match &proof.anchor {
         Anchor::Genesis => Vec::new(),
-        Anchor::Checkpoint { header, .. } => vec![header.id()],
+        Anchor::Checkpoint { header } => vec![header.id()],
     };
     let proven = proof.verify(&trusted).map_err(|f| CliError::verification(format!("the proof built from this store does not verify: {f}")))?;
     let output = args.output.unwrap_or_else(|| PathBuf::from(format!("record-{}.plaza-proof", &id.to_string()[..16])));
@@ -344,6 +409,9 @@ pub fn proof(args: ProofArgs) -> CliResult {
         print_json(&value);
     } else {
         println!("wrote the proof of record {id} (block {}, index {}) to {}", proven.height, proven.index, output.display());
+        if let Some((h, block)) = proven.finalized_through {
+            println!("the block is final through the certificate of its descendant {block} at height {h}; the proof carries the headers up to it");
+        }
         if let Some((h, cid)) = proven.checkpoint {
             println!("it rests on checkpoint block {cid} at height {h}: verify-proof needs --trust {cid}");
         }
@@ -361,6 +429,7 @@ fn proven_json(p: &ProvenRecord) -> Value {
         "index": p.index,
         "receipt_code": p.receipt.code,
         "receipt": p.receipt.code().map(|c| c.name()).unwrap_or("unknown"),
+        "finalized_through": p.finalized_through.map(|(h, id)| json!({"height": h, "block": id.to_string()})),
         "anchor": match p.checkpoint {
             None => json!("genesis"),
             Some((h, id)) => json!({"checkpoint_height": h, "checkpoint_block": id.to_string()}),
@@ -370,9 +439,12 @@ fn proven_json(p: &ProvenRecord) -> Value {
 
 pub fn verify_proof(args: VerifyProofArgs) -> CliResult {
     let bytes = std::fs::read(&args.file).map_err(ctx(format!("reading {}", args.file.display())))?;
-    if bytes.len() > PROOF_BYTES_MAX {
+    // The hex form is twice as long, plus a few facts around it.
+    let limit = if looks_like_json(&bytes) { 2 * PROOF_BYTES_MAX + 64 * 1024 } else { PROOF_BYTES_MAX };
+    if bytes.len() > limit {
         return Err(CliError::new(format!("{} is {} bytes; a proof is at most {PROOF_BYTES_MAX}", args.file.display(), bytes.len())));
     }
+    let bytes = if looks_like_json(&bytes) { proof_from_json(&args.file, &bytes)? } else { bytes };
     let proof = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).map_err(|e| CliError::verification(format!("{} is not a valid proof: {e}", args.file.display())))?;
     let trusted = args.trust.iter().map(|t| Hash::from_hex(t).map_err(|e| CliError::new(format!("--trust {t}: {e}")))).collect::<Result<Vec<_>, _>>()?;
     if let Some(expected) = &args.alliance {
@@ -394,10 +466,34 @@ pub fn verify_proof(args: VerifyProofArgs) -> CliResult {
         let name = proven.receipt.code().map(|c| c.name()).unwrap_or("unknown");
         println!("OK: record {} is record {} of final block {} at height {}", proven.record, proven.index, proven.block, proven.height);
         println!("receipt: code {} ({name})", proven.receipt.code);
+        if let Some((h, block)) = proven.finalized_through {
+            println!("final through the certificate of its descendant {block} at height {h}");
+        }
         match proven.checkpoint {
             None => println!("validator set: the genesis set of alliance {}", proven.alliance),
             Some((h, id)) => println!("validator set: as certified at trusted checkpoint {id} (height {h}) of alliance {}", proven.alliance),
         }
     }
     Ok(())
+}
+
+/// A proof saved from `GET /v1/proofs/{id}` is a JSON object (the binary form starts with
+/// the magic "PLAZA-PROOF").
+fn looks_like_json(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The proof bytes of the API's JSON form: its `proof` field, in hex.
+fn proof_from_json(file: &Path, bytes: &[u8]) -> Result<Vec<u8>, CliError> {
+    let bad = |why: String| CliError::verification(format!("{} is not a valid proof: {why}", file.display()));
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("JSON that does not parse ({e})")))?;
+    let hex_text = value
+        .get("proof")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("a JSON object without a \"proof\" string (the form GET /v1/proofs/{id} returns)".into()))?;
+    let proof = hex::decode(hex_text).map_err(|e| bad(format!("its \"proof\" field is not hex ({e})")))?;
+    if proof.len() > PROOF_BYTES_MAX {
+        return Err(CliError::new(format!("{} holds a proof of {} bytes; a proof is at most {PROOF_BYTES_MAX}", file.display(), proof.len())));
+    }
+    Ok(proof)
 }

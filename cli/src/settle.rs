@@ -10,7 +10,6 @@ use plaza_ledger::codec::Decode;
 use plaza_ledger::contract::statement::cents;
 use plaza_ledger::contract::{settle_offline, Statement};
 use plaza_ledger::record::{Party, Record};
-use plaza_ledger::store::Store;
 
 use crate::output::{ctx, print_json, CliError, CliResult};
 
@@ -32,7 +31,7 @@ pub struct SettleArgs {
 }
 
 pub fn run(args: SettleArgs) -> CliResult {
-    let store = Store::open(&args.home.join("data")).map_err(ctx(format!("opening the store of {} (is the node stopped?)", args.home.display())))?;
+    let store = crate::audit::open_store(&args.home)?;
     let genesis = store.genesis().clone();
     let tip = store.tip_height().map_err(ctx("reading the store's tip"))?;
     // settle_offline borrows the records: load the blocks (headers' times and records).

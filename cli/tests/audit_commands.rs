@@ -130,3 +130,76 @@ fn every_auditor_command_has_an_example_and_bad_input_is_one_line() {
     let out = plaza(&["proof", "zz", "--home", dir.path().to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A node home whose blocks 2, 3 and 4 are final through block 5's certificate (as consensus
+/// stores them when block 5's finalization comes first). Returns a record id of block 3.
+fn home_final_through_a_descendant(dir: &Path) -> String {
+    let mut b = ChainBuilder::new(4, 4);
+    let store = Store::create(&dir.join("data"), b.genesis()).expect("store");
+    let mut blocks = Vec::new();
+    for h in 1..=6 {
+        if h == 3 {
+            b.skip_views(1);
+        }
+        let records = b.sales(4);
+        blocks.push(b.push(records).expect("valid"));
+    }
+    plaza_ledger::audit::chain::finalize_through(&mut blocks[1..5]);
+    for entry in &blocks {
+        store
+            .append(BlockWrite { block: &entry.block, receipts: &entry.receipts, statement: None, state_snapshot: None })
+            .expect("append");
+    }
+    blocks[2].block.block.records[1].id().to_string()
+}
+
+#[test]
+fn blocks_final_through_a_descendant_export_verify_and_prove() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = dir.path().join("node");
+    let record = home_final_through_a_descendant(&node);
+    let node_arg = node.to_str().expect("utf-8 path");
+
+    let out = plaza(&["verify", "--home", node_arg, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(json_of(&out)["blocks"], 6);
+
+    // --to 3 reaches block 5, whose certificate finalizes blocks 2 to 4; from a checkpoint too.
+    for (from, to) in [("1", "3"), ("3", "3")] {
+        let part = dir.path().join(format!("part-{from}.plaza-export"));
+        let out = plaza(&["export", "--home", node_arg, "--from", from, "--to", to, "-o", part.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(&format!("exported blocks {from}..=5")) && said.contains("past --to 3"), "{said}");
+        let out = plaza(&["verify", "--export", part.to_str().expect("utf-8"), "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(json_of(&out)["tip_height"], 5);
+    }
+    // A range that ends on a block with its own certificate is not extended.
+    let part = dir.path().join("part-own.plaza-export");
+    let out = plaza(&["export", "--home", node_arg, "--to", "5", "-o", part.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("past --to"));
+
+    // The proof of a record in block 3 carries the headers of blocks 4 and 5.
+    let proof = dir.path().join("record.plaza-proof");
+    let out = plaza(&["proof", &record, "--home", node_arg, "-o", proof.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = plaza(&["verify-proof", proof.to_str().expect("utf-8"), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let proven = json_of(&out);
+    assert_eq!((proven["height"].clone(), proven["finalized_through"]["height"].clone()), (3.into(), 5.into()));
+
+    // The API's JSON form of the same proof is read as it is; a JSON without it is refused.
+    let bytes = std::fs::read(&proof).expect("read");
+    let as_json = dir.path().join("record.json");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&as_json, serde_json::json!({ "record": record, "proof": hex }).to_string()).expect("write");
+    let out = plaza(&["verify-proof", as_json.to_str().expect("utf-8"), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_of(&out)["record"].as_str(), Some(record.as_str()));
+    std::fs::write(&as_json, r#"{"record": "abc"}"#).expect("write");
+    let out = plaza(&["verify-proof", as_json.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a \"proof\" string"), "{}", String::from_utf8_lossy(&out.stderr));
+}

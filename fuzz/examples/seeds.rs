@@ -164,7 +164,7 @@ fn main() {
     s.put("proof", "genesis-anchor", &proof.to_bytes());
     let anchored = RecordProof::build(
         &genesis,
-        Anchor::Checkpoint { header: entries[0].block.block.header.clone(), certificate: entries[0].block.certificate.clone() },
+        Anchor::Checkpoint { header: entries[0].block.block.header.clone() },
         set.clone(),
         &entries[2],
         0,

@@ -55,7 +55,7 @@ pub enum KeyError {
 pub enum SignatureError {
     #[error("signature R is not a canonical encoding of a point")]
     NonCanonicalR,
-    #[error("signature R has a small-order component")]
+    #[error("signature R is itself a point of small order (one of the 8 points of order 1, 2, 4 or 8)")]
     WeakR,
     #[error("signature S is not canonical (S >= l)")]
     NonCanonicalS,

@@ -90,6 +90,8 @@ pub trait ChainStore {
     fn append(&self, write: BlockWrite<'_>) -> Result<(), StoreError>;
     fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, StoreError>;
     fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError>;
+    /// The receipts of a stored block, in record order.
+    fn block_receipts(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError>;
     /// The latest state snapshot: the height it was taken after, and its bytes.
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
     /// Writes entries of the consensus log in one synced atomic batch.
@@ -216,6 +218,15 @@ impl ChainStore for MemStore {
     }
     fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError> {
         Ok(self.inner().records.get(id).copied())
+    }
+    fn block_receipts(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError> {
+        let inner = self.inner();
+        block
+            .block
+            .records
+            .iter()
+            .map(|r| inner.receipts.get(&r.id()).copied().ok_or_else(|| StoreError::Corrupt(format!("receipt of record {} missing", r.id()))))
+            .collect()
     }
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Ok(self.inner().snapshot.clone())

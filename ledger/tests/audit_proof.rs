@@ -89,7 +89,7 @@ fn after_a_validator_change_a_proof_rests_on_a_trusted_checkpoint() {
     assert_eq!(proof.verify(&[]).map_err(|f| f.check), Err(Check::ValidatorSet));
     // Anchored at the first block of the new set, which a full verification reported.
     let checkpoint = &blocks[3].block;
-    let anchor = Anchor::Checkpoint { header: checkpoint.block.header.clone(), certificate: checkpoint.certificate.clone() };
+    let anchor = Anchor::Checkpoint { header: checkpoint.block.header.clone() };
     let proof = RecordProof::build(b.genesis(), anchor, new_set, &blocks[4], 1).expect("builds");
     assert_eq!(proof.verify(&[]).map_err(|f| f.check), Err(Check::Start), "an untrusted checkpoint is refused");
     let proven = proof.verify(&[checkpoint.block.id()]).expect("verifies");

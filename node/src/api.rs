@@ -72,6 +72,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/records/{id}", get(record_status))
         .route("/v1/sales/base", post(crate::sale_base::handler))
         .route("/v1/proofs/{id}", get(proof))
+        .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/blocks", get(blocks))
         .route("/v1/blocks/{height}", get(block))
         .route("/v1/merchants", get(crate::nearby::merchants))
@@ -333,30 +334,71 @@ async fn record_status(AxumState(shared): S, Path(id): Path<String>) -> ApiResul
 
 async fn proof(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
     let id = parse_hash("record id", &id)?;
-    let location = shared
-        .store
-        .record_location(&id)
-        .map_err(|e| ApiError::internal(e.to_string()))?
+    // The same self-contained proof `plaza proof` writes (docs/FORMAT.md, "Record proof"),
+    // as hex, with its main facts alongside; `plaza verify-proof` reads this JSON as it is.
+    let proof = plaza_ledger::audit::proof::RecordProof::from_store(&*shared.store, &id)
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("record {id} is not in a finalized block")))?;
-    let block = shared
-        .store
-        .block(location.height)
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .ok_or_else(|| ApiError::internal("indexed block missing"))?;
-    let leaves: Vec<Hash> = block.block.records.iter().map(|r| merkle::leaf_hash(r.id().as_bytes())).collect();
-    let proof = merkle::prove(&leaves, location.index as usize).ok_or_else(|| ApiError::internal("record index out of range"))?;
+    let index = proof.record_path.index;
+    let leaf = merkle::leaf_hash(id.as_bytes());
+    let certified = proof.descendants.last().unwrap_or(&proof.header);
     Ok(axum::Json(json!({
         "record": id.to_hex(),
-        "height": location.height,
-        "block": block.block.id().to_hex(),
-        "records_root": block.block.header.records_root.to_hex(),
-        "index": proof.index,
-        "tree_size": proof.tree_size,
-        "path": proof.path.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-        "certificate_signers": block.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
-        "certificate_block": block.certificate.target.block.to_hex(),
-        "verified": proof.verify(&leaves[location.index as usize], &block.block.header.records_root),
-        "note": "`plaza proof` writes a self-contained proof for offline checking",
+        "height": proof.header.height,
+        "block": proof.header.id().to_hex(),
+        "records_root": proof.header.records_root.to_hex(),
+        "index": index,
+        "tree_size": proof.record_path.tree_size,
+        "path": proof.record_path.path.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "certificate_signers": proof.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
+        "certificate_block": proof.certificate.target.block.to_hex(),
+        "certificate_height": certified.height,
+        "verified": proof.record_path.verify(&leaf, &proof.header.records_root),
+        "proof_version": plaza_ledger::audit::proof::VERSION,
+        "proof": hex::encode(plaza_ledger::codec::Encode::to_bytes(&proof)),
+        "note": "`proof` is the self-contained proof `plaza proof` writes, in hex; save this JSON and check it offline with `plaza verify-proof FILE`",
+    })))
+}
+
+/// The signed checkpoint (ledger `audit::tip`): the latest finalized block whose certificate
+/// is its own (the tip, unless it is final through a descendant not stored yet), with that
+/// certificate and the set that signed it. `plaza verify --against` compares a chain with it.
+async fn checkpoint(AxumState(shared): S) -> ApiResult {
+    use plaza_ledger::audit::tip::SignedTip;
+    let store = &shared.store;
+    let tip = store.tip_height().map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut height = tip;
+    let block = loop {
+        if height == 0 || tip - height > plaza_ledger::audit::DESCENDANT_DISTANCE_MAX {
+            return Err(ApiError::not_found("no finalized block with its own certificate yet"));
+        }
+        let block = store.block(height).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(|| ApiError::internal(format!("block {height} missing")))?;
+        if block.certificate.target.block == block.block.id() {
+            break block;
+        }
+        height -= 1;
+    };
+    let header = block.block.header;
+    let set_hash = header.validator_set_hash;
+    let validators = if store.genesis().validators.hash() == set_hash {
+        store.genesis().validators.clone()
+    } else if shared.state().validator_set().hash() == set_hash {
+        shared.state().validator_set().clone()
+    } else {
+        return Err(ApiError::internal(format!("the validator set {set_hash} of block {height} is not at hand")));
+    };
+    let id = header.id();
+    let signed = SignedTip { header, certificate: block.certificate, validators };
+    Ok(axum::Json(json!({
+        "alliance": shared.alliance.to_hex(),
+        "height": height,
+        "block": id.to_hex(),
+        "view": signed.header.view,
+        "time_ms": signed.header.time_ms,
+        "state_root": signed.header.state_root.to_hex(),
+        "certificate_signers": signed.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
+        "checkpoint": hex::encode(plaza_ledger::codec::Encode::to_bytes(&signed)),
+        "note": "`checkpoint` is header ‖ certificate ‖ validator set in hex (docs/FORMAT.md, \"Signed checkpoint\"); compare a chain with it: plaza verify --against URL",
     })))
 }
 

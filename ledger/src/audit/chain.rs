@@ -2,8 +2,9 @@
 //!
 //! Members and validators are derived from seeds; every block is executed through the
 //! settlement contract (so receipts, statements and state roots are the real ones) and
-//! finalized by a certificate signed by every validator of the set in force. The same
-//! arguments always give the same chain, byte for byte.
+//! finalized by a certificate signed by every validator of the set in force (its own, or a
+//! descendant's with [`finalize_through`]). The same arguments always give the same chain,
+//! byte for byte.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,8 @@ pub struct ChainBuilder {
     state: State,
     parent: Hash,
     height: u64,
+    /// The view of the last block built (views skipped by [`ChainBuilder::skip_views`] stay empty).
+    view: u64,
     time_ms: u64,
     next_order: u64,
 }
@@ -85,7 +88,7 @@ impl ChainBuilder {
         };
         let alliance = genesis.alliance_id();
         let state = State::from_genesis(&genesis);
-        ChainBuilder { genesis, alliance, keys, members: order, state, parent: alliance, height: 0, time_ms: GENESIS_TIME_MS, next_order: 0 }
+        ChainBuilder { genesis, alliance, keys, members: order, state, parent: alliance, height: 0, view: 0, time_ms: GENESIS_TIME_MS, next_order: 0 }
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -158,6 +161,11 @@ impl ChainBuilder {
         records
     }
 
+    /// Leaves `n` views without a block (as nullified views would), so views and heights differ.
+    pub fn skip_views(&mut self, n: u64) {
+        self.view += n;
+    }
+
     /// Executes `records` as the next block, finalizes it with a certificate of every
     /// validator in force, and returns it with its receipts and statement.
     #[allow(clippy::result_large_err)]
@@ -165,7 +173,8 @@ impl ChainBuilder {
         let set = self.state.validator_set().clone();
         let outcome = self.state.apply_block(self.time_ms, &records)?;
         self.height += 1;
-        let view = self.height;
+        self.view += 1;
+        let view = self.view;
         let header = BlockHeader {
             height: self.height,
             view,
@@ -199,5 +208,17 @@ impl ChainBuilder {
     /// Signs with member `i`'s key (for tests that forge things).
     pub fn keypair(&self, i: usize) -> &Keypair {
         &self.keys[&self.members[i]]
+    }
+}
+
+/// Makes every block of `blocks` final through the last one, as consensus does when the last
+/// block's finalize certificate arrives before the others': each carries the last block's
+/// certificate.
+pub fn finalize_through(blocks: &mut [BlockEntry]) {
+    if let Some(last) = blocks.last() {
+        let certificate = last.block.certificate.clone();
+        for entry in blocks.iter_mut() {
+            entry.block.certificate = certificate.clone();
+        }
     }
 }

@@ -13,6 +13,8 @@
 //! - [`export`]: the export file (docs/FORMAT.md, "Proofs and exports"): versioned, framed per
 //!   block, checksummed, with size limits, streamed over `std::io::Read`/`Write`.
 //! - [`proof`]: a self-contained proof that one record is in a final block, with its receipt.
+//! - [`tip`]: signed checkpoints (a node's certified tip) and the check that a verified chain
+//!   reaches and agrees with one, so a withheld or forked tail is seen.
 //! - [`chain`]: a deterministic chain builder for tests and benchmarks (genesis from seeds,
 //!   blocks executed through the contract, certificates signed by the validators).
 //!
@@ -24,6 +26,7 @@
 pub mod chain;
 pub mod export;
 pub mod proof;
+pub mod tip;
 pub mod verify;
 
 use std::fmt;
@@ -32,7 +35,16 @@ use crate::block::FinalizedBlock;
 use crate::contract::Statement;
 use crate::receipt::Receipt;
 
-pub use verify::{verify_chain, Progress, Report, Start, VerifyOptions};
+pub use verify::{verify_chain, verify_chain_watching, Progress, Report, Start, VerifyOptions, Watch};
+
+/// How far above a block the descendant its certificate finalizes may be, in heights.
+///
+/// Consensus finalizes a block by its own finalize certificate or through a descendant's: when
+/// the certificate of a later block D arrives, every ancestor not yet final is final too, and
+/// the node stores each with D's certificate (docs/FORMAT.md, "Proofs and exports"). The
+/// verifier holds such blocks until it reaches D, and a record proof carries the headers up to
+/// D; this bounds both (a proof's headers fit its 2 MiB with a 1 MiB genesis).
+pub const DESCENDANT_DISTANCE_MAX: u64 = 1024;
 
 /// One finalized block with what its execution produced, as stored and exported. The header
 /// commits to the receipts (receipts root) and the statement (statement hash); the verifier
@@ -70,11 +82,15 @@ pub enum Check {
     Statement,
     StatementHash,
     StateRoot,
-    /// The certificate must be a finalize certificate naming this block.
+    /// The certificate must be a finalize certificate naming this block, or a descendant
+    /// later in the chain (at a later view) that is then reached.
     Certificate,
     /// Quorum, sorted distinct signers, all validators of the set in force.
     CertificateSigners,
     CertificateSignature,
+    /// The chain must reach, and agree with, a tip the auditor was given (an expected block id,
+    /// or a node's signed checkpoint): a withheld or forked tail fails here.
+    Tip,
 }
 
 impl Check {
@@ -97,6 +113,7 @@ impl Check {
             Check::Certificate => "certificate",
             Check::CertificateSigners => "certificate-signers",
             Check::CertificateSignature => "certificate-signature",
+            Check::Tip => "tip",
         }
     }
 }

@@ -2,34 +2,44 @@
 //! with its receipt, checkable offline from this file and docs/FORMAT.md alone.
 //!
 //! ```text
-//! RecordProof = "PLAZA-PROOF\0" ‖ version: u16 (= 1) ‖ Genesis ‖ Anchor ‖ ValidatorSet
-//!               ‖ BlockHeader ‖ Certificate ‖ Record ‖ Receipt
+//! RecordProof = "PLAZA-PROOF\0" ‖ version: u16 (= 3) ‖ u32 len ‖ Genesis ‖ Anchor ‖ ValidatorSet
+//!               ‖ BlockHeader ‖ seq<BlockHeader> (descendants) ‖ Certificate ‖ Record ‖ Receipt
 //!               ‖ InclusionProof (record id in records_root) ‖ InclusionProof (receipt in receipts_root)
 //! Anchor      = 0x01                                  the set is the genesis set
-//!             | 0x02 ‖ BlockHeader ‖ Certificate      a checkpoint block certified by the same set
+//!             | 0x02 ‖ BlockHeader                    a checkpoint block certified by the same set
 //! ```
+//!
+//! The certificate finalizes the block itself (no descendants), or the last of the
+//! descendants: consensus finalizes a block through a descendant when the descendant's
+//! finalize certificate comes first, and every ancestor not yet final is final with it. The
+//! descendants are the headers from the block's child to the certified block, each the child
+//! of the one before.
 //!
 //! Why the validator set is to be believed: either it is the genesis set (the alliance id is
 //! the hash of the genesis carried in the proof), or it certified a checkpoint block that the
 //! auditor trusts by its id (from their own `plaza verify` report, which lists the first
 //! block of every validator set). Headers commit to the set that certifies them, not to the
 //! next one, so a set change can only be followed by re-execution; the checkpoint is where a
-//! full verification hands over to the proof.
+//! full verification hands over to the proof (that verification established the checkpoint
+//! is final, so the proof carries only its header).
 
-use crate::audit::{BlockEntry, Check, Failure};
+use crate::audit::{BlockEntry, Check, Failure, DESCENDANT_DISTANCE_MAX};
 use crate::block::BlockHeader;
 use crate::cert::{Certificate, ValidatorSet, VoteKind};
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::contract::State;
 use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::merkle::{self, InclusionProof};
 use crate::receipt::Receipt;
 use crate::record::{Record, RECORD_BYTES_MAX};
+use crate::store::ChainStore;
 
 pub const MAGIC: &[u8; 12] = b"PLAZA-PROOF\0";
-/// 2: the genesis is length-prefixed (a genesis may end with its promoters, docs/FORMAT.md).
-pub const VERSION: u16 = 2;
-/// A proof file: genesis (≤ 1 MiB), two headers, two certificates, a record and paths.
+/// 3: the headers up to a certified descendant; the checkpoint anchor is a header only.
+/// (2: the genesis is length-prefixed; 1: the first.) Older versions are not read.
+pub const VERSION: u16 = 3;
+/// A proof file: genesis (≤ 1 MiB), up to 1024 descendant headers (≤ 256 KiB), a record and paths.
 pub const PROOF_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 /// Why the validator set that certified the block is the right one.
@@ -38,18 +48,17 @@ pub const PROOF_BYTES_MAX: usize = 2 * 1024 * 1024;
 pub enum Anchor {
     /// The set is the genesis set.
     Genesis,
-    /// A block the auditor trusts by id, certified by the same set.
-    Checkpoint { header: BlockHeader, certificate: Certificate },
+    /// A block the auditor trusts by id (from a verification of their own), certified by the same set.
+    Checkpoint { header: BlockHeader },
 }
 
 impl Encode for Anchor {
     fn encode(&self, w: &mut Writer) {
         match self {
             Anchor::Genesis => w.u8(1),
-            Anchor::Checkpoint { header, certificate } => {
+            Anchor::Checkpoint { header } => {
                 w.u8(2);
                 header.encode(w);
-                certificate.encode(w);
             }
         }
     }
@@ -58,7 +67,7 @@ impl Decode for Anchor {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             1 => Ok(Anchor::Genesis),
-            2 => Ok(Anchor::Checkpoint { header: BlockHeader::decode(r)?, certificate: Certificate::decode(r)? }),
+            2 => Ok(Anchor::Checkpoint { header: BlockHeader::decode(r)? }),
             tag => Err(DecodeError::InvalidTag { what: "proof anchor", tag }),
         }
     }
@@ -71,6 +80,9 @@ pub struct RecordProof {
     /// The set that certified the block.
     pub validators: ValidatorSet,
     pub header: BlockHeader,
+    /// Empty when the certificate is the block's own; else the headers from the block's child
+    /// to the descendant the certificate finalizes, in height order.
+    pub descendants: Vec<BlockHeader>,
     pub certificate: Certificate,
     pub record: Record,
     pub receipt: Receipt,
@@ -89,11 +101,29 @@ pub struct ProvenRecord {
     pub receipt: Receipt,
     /// `None` when anchored at genesis, else the checkpoint (height, id).
     pub checkpoint: Option<(u64, Hash)>,
+    /// `None` when the certificate is the block's own, else the descendant it finalizes
+    /// (height, id).
+    pub finalized_through: Option<(u64, Hash)>,
 }
 
 impl RecordProof {
-    /// Builds the proof of record `index` of `entry`, whose block `validators` certified.
+    /// Builds the proof of record `index` of `entry`, whose block `validators` certified and
+    /// whose certificate is its own.
     pub fn build(genesis: &Genesis, anchor: Anchor, validators: ValidatorSet, entry: &BlockEntry, index: usize) -> Result<RecordProof, String> {
+        RecordProof::build_through(genesis, anchor, validators, entry, index, Vec::new())
+    }
+
+    /// Builds the proof of record `index` of `entry`, final through the certificate it carries,
+    /// which finalizes the last of `descendants` (the headers from the block's child up to the
+    /// certified one; empty when the certificate is the block's own).
+    pub fn build_through(
+        genesis: &Genesis,
+        anchor: Anchor,
+        validators: ValidatorSet,
+        entry: &BlockEntry,
+        index: usize,
+        descendants: Vec<BlockHeader>,
+    ) -> Result<RecordProof, String> {
         let block = &entry.block.block;
         let record = block.records.get(index).ok_or_else(|| format!("block {} has no record {index}", block.header.height))?.clone();
         let receipt = *entry.receipts.get(index).ok_or_else(|| format!("block {} has no receipt {index}", block.header.height))?;
@@ -101,17 +131,85 @@ impl RecordProof {
         let receipt_leaves: Vec<Hash> = entry.receipts.iter().map(|r| merkle::leaf_hash(&r.to_bytes())).collect();
         let record_path = merkle::prove(&record_leaves, index).ok_or("record index out of range")?;
         let receipt_path = merkle::prove(&receipt_leaves, index).ok_or("receipt index out of range")?;
+        if descendants.len() as u64 > DESCENDANT_DISTANCE_MAX {
+            return Err(format!("the certified descendant is {} blocks above; a proof carries at most {DESCENDANT_DISTANCE_MAX}", descendants.len()));
+        }
         Ok(RecordProof {
             genesis: genesis.clone(),
             anchor,
             validators,
             header: block.header.clone(),
+            descendants,
             certificate: entry.block.certificate.clone(),
             record,
             receipt,
             record_path,
             receipt_path,
         })
+    }
+
+    /// Builds the proof of record `id` from a node's store: the block, the headers up to the
+    /// descendant its certificate finalizes, the validator set (the genesis set, or the one in
+    /// force recomputed by re-execution) and the anchor (genesis, or the first block that set
+    /// certified). `Ok(None)` when the record is not in the store's chain.
+    pub fn from_store<S: ChainStore + ?Sized>(store: &S, id: &Hash) -> Result<Option<RecordProof>, String> {
+        let genesis = store.genesis().clone();
+        let read = |h: u64| -> Result<crate::block::FinalizedBlock, String> {
+            store.block(h).map_err(|e| e.to_string())?.ok_or_else(|| format!("block {h} is missing from the store"))
+        };
+        let Some(location) = store.record_location(id).map_err(|e| e.to_string())? else { return Ok(None) };
+        let height = location.height;
+        let block = read(height)?;
+        let receipts = store.block_receipts(&block).map_err(|e| e.to_string())?;
+        let header = block.block.header.clone();
+        // The headers up to the block the certificate finalizes.
+        let target = block.certificate.target;
+        let mut descendants = Vec::new();
+        if target.block != header.id() {
+            let tip = store.tip_height().map_err(|e| e.to_string())?;
+            let mut h = height;
+            loop {
+                h += 1;
+                if h > tip || h - height > DESCENDANT_DISTANCE_MAX {
+                    return Err(format!(
+                        "block {height}'s certificate finalizes block {} (view {}), not found within {DESCENDANT_DISTANCE_MAX} blocks above it up to the tip {tip}",
+                        target.block, target.view
+                    ));
+                }
+                let child = read(h)?.block.header;
+                let found = child.id() == target.block;
+                descendants.push(child);
+                if found {
+                    break;
+                }
+            }
+        }
+        let set_hash = header.validator_set_hash;
+        let (validators, anchor) = if genesis.validators.hash() == set_hash {
+            (genesis.validators.clone(), Anchor::Genesis)
+        } else {
+            let mut state = State::from_genesis(&genesis);
+            for h in 1..height {
+                let b = read(h)?;
+                state.apply_block(b.block.header.time_ms, &b.block.records).map_err(|e| format!("block {h} does not re-execute: {e}"))?;
+            }
+            let set = state.validator_set().clone();
+            if set.hash() != set_hash {
+                return Err(format!("block {height} names validator set {set_hash}, re-execution gives {}", set.hash()));
+            }
+            // The first block this set certified: the one a full verification reports.
+            let mut first = header.clone();
+            for h in (1..height).rev() {
+                let b = read(h)?.block.header;
+                if b.validator_set_hash != set_hash {
+                    break;
+                }
+                first = b;
+            }
+            (set, Anchor::Checkpoint { header: first })
+        };
+        let entry = BlockEntry { block, receipts, statement: None };
+        RecordProof::build_through(&genesis, anchor, validators, &entry, location.index as usize, descendants).map(Some)
     }
 
     /// Checks the proof offline. `trusted` are block ids the auditor trusts as checkpoints;
@@ -150,7 +248,9 @@ impl RecordProof {
             return fail(Check::ValidatorSet, "validator set", format!("{} (in the header)", self.header.validator_set_hash), format!("{} (carried)", self.validators.hash()));
         }
         let block = self.header.id();
-        check_finalizes(h, &alliance, &self.header, &self.certificate, &self.validators)?;
+        let certified = check_descendants(&self.header, &self.descendants)?;
+        check_finalizes(certified, &alliance, &self.certificate, &self.validators, h)?;
+        let finalized_through = (!self.descendants.is_empty()).then(|| (certified.height, certified.id()));
         let checkpoint = match &self.anchor {
             Anchor::Genesis => {
                 if self.validators != self.genesis.validators {
@@ -158,7 +258,7 @@ impl RecordProof {
                 }
                 None
             }
-            Anchor::Checkpoint { header, certificate } => {
+            Anchor::Checkpoint { header } => {
                 let cid = header.id();
                 if !trusted.contains(&cid) {
                     return fail(
@@ -176,25 +276,57 @@ impl RecordProof {
                         format!("height {} certified by set {}", header.height, header.validator_set_hash),
                     );
                 }
-                check_finalizes(header.height, &alliance, header, certificate, &self.validators)?;
                 Some((header.height, cid))
             }
         };
-        Ok(ProvenRecord { alliance, height: h, block, index: self.record_path.index, record: id, receipt: self.receipt, checkpoint })
+        Ok(ProvenRecord { alliance, height: h, block, index: self.record_path.index, record: id, receipt: self.receipt, checkpoint, finalized_through })
     }
 }
 
-fn check_finalizes(h: u64, alliance: &Hash, header: &BlockHeader, cert: &Certificate, set: &ValidatorSet) -> Result<(), Failure> {
-    let id = header.id();
+/// Follows the descendant headers from `header`: each the child of the one before (next
+/// height, parent = the previous id, a later view), all certified by the same set. Returns
+/// the header the certificate must finalize: the last descendant, or `header` itself.
+fn check_descendants<'a>(header: &'a BlockHeader, descendants: &'a [BlockHeader]) -> Result<&'a BlockHeader, Failure> {
+    let mut previous = header;
+    for (i, d) in descendants.iter().enumerate() {
+        let at = |check: Check, expected: String, found: String| Err(Failure::at(check, d.height, format!("descendant header {i}"), expected, found));
+        if d.height != previous.height + 1 {
+            return at(Check::Height, format!("height {}", previous.height + 1), format!("height {}", d.height));
+        }
+        if d.parent != previous.id() {
+            return at(
+                Check::ParentLink,
+                format!("parent {} (the id of the header at height {})", previous.id(), previous.height),
+                format!("parent {}", d.parent),
+            );
+        }
+        if d.view <= previous.view {
+            return at(Check::Height, format!("a view above {} (its parent's)", previous.view), format!("view {}", d.view));
+        }
+        if d.validator_set_hash != header.validator_set_hash {
+            return at(
+                Check::ValidatorSet,
+                format!("validator set {} (the proven block's)", header.validator_set_hash),
+                format!("validator set {}", d.validator_set_hash),
+            );
+        }
+        previous = d;
+    }
+    Ok(previous)
+}
+
+/// The certificate must finalize `certified` (its view, its id) and hold for `set`. `h` is the
+/// proven block's height, where a failure is reported.
+fn check_finalizes(certified: &BlockHeader, alliance: &Hash, cert: &Certificate, set: &ValidatorSet, h: u64) -> Result<(), Failure> {
+    let id = certified.id();
     let t = cert.target;
-    if t.kind != VoteKind::Finalize || t.block != id || t.view != header.view {
-        return Err(Failure::at(
-            Check::Certificate,
-            h,
-            "certificate",
-            format!("a finalize certificate for view {} naming block {id}", header.view),
-            format!("a {} certificate for view {} naming {}", t.kind.name(), t.view, t.block),
-        ));
+    if t.kind != VoteKind::Finalize || t.block != id || t.view != certified.view {
+        let expected = if certified.height == h {
+            format!("a finalize certificate for view {} naming block {id} (or the headers up to the descendant it finalizes)", certified.view)
+        } else {
+            format!("a finalize certificate for view {} naming block {id} at height {}, the last descendant header", certified.view, certified.height)
+        };
+        return Err(Failure::at(Check::Certificate, h, "certificate", expected, format!("a {} certificate for view {} naming {}", t.kind.name(), t.view, t.block)));
     }
     cert.verify(alliance, set).map_err(|e| Failure::at(Check::CertificateSigners, h, "certificate", format!("a quorum of the {} validators' valid signatures", set.len()), e.to_string()))
 }
@@ -207,6 +339,7 @@ impl Encode for RecordProof {
         self.anchor.encode(w);
         self.validators.encode(w);
         self.header.encode(w);
+        w.seq(&self.descendants);
         self.certificate.encode(w);
         self.record.encode(w);
         self.receipt.encode(w);
@@ -221,13 +354,15 @@ impl Decode for RecordProof {
         }
         let version = r.u16()?;
         if version != VERSION {
-            return Err(DecodeError::invalid("proof", format!("version {version}, this plaza reads version {VERSION}")));
+            let why = if version < VERSION { " (an older proof: write it again with `plaza proof`)" } else { "" };
+            return Err(DecodeError::invalid("proof", format!("version {version}, this plaza reads version {VERSION}{why}")));
         }
         let genesis_len = r.len("genesis", crate::genesis::GENESIS_BYTES_MAX)?;
         let genesis = Genesis::from_bytes(r.take(genesis_len)?, crate::genesis::GENESIS_BYTES_MAX)?;
         let anchor = Anchor::decode(r)?;
         let validators = ValidatorSet::decode(r)?;
         let header = BlockHeader::decode(r)?;
+        let descendants: Vec<BlockHeader> = r.seq("descendant headers", DESCENDANT_DISTANCE_MAX as usize)?;
         let certificate = Certificate::decode(r)?;
         let start = r.offset();
         let record = Record::decode(r)?;
@@ -239,6 +374,7 @@ impl Decode for RecordProof {
             anchor,
             validators,
             header,
+            descendants,
             certificate,
             record,
             receipt: Receipt::decode(r)?,

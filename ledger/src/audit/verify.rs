@@ -6,9 +6,14 @@
 //! force, stateless record rules, the records root, re-execution through the settlement
 //! contract (receipts, receipts root, statement, statement hash, state root) and finally the
 //! certificate (finalize, names this block, quorum of distinct validators of the set in force,
-//! signatures). The two stages overlap: while the calling thread re-executes one window of
-//! blocks, the other threads decode the next window and check its signatures, in tasks of a few
-//! hundred records that any thread takes in turn; when the calling thread is done it reads the
+//! signatures). A block finalized through a descendant carries that descendant's certificate:
+//! it is held, and its certificate is checked when the named block arrives (same id and view;
+//! heights are consecutive and parent links checked, so it is a descendant) against the set
+//! that certifies that block; an input that ends first fails.
+//!
+//! The two stages overlap: while the calling thread re-executes one window of blocks, the
+//! other threads decode the next window and check its signatures, in tasks of a few hundred
+//! records that any thread takes in turn; when the calling thread is done it reads the
 //! window after and takes tasks too. So `threads` threads are busy until a window is done,
 //! whichever stage is longer, and never more than `threads`.
 //!
@@ -19,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 
-use crate::audit::{BlockEntry, Check, Failure};
+use crate::audit::{BlockEntry, Check, Failure, DESCENDANT_DISTANCE_MAX};
 use crate::block::{Block, BlockHeader};
 use crate::cert::{Certificate, CertificateError, ValidatorSet, VoteKind};
 use crate::codec::Decode;
@@ -140,7 +145,17 @@ pub struct Report {
     pub state_root: Hash,
     /// Validator sets in force, in order: where each began certifying.
     pub epochs: Vec<Epoch>,
+    /// The verified blocks a [`Watch`] asked for: (height, id), in height order.
+    pub watched: Vec<(u64, Hash)>,
     pub failure: Option<Failure>,
+}
+
+/// Blocks whose ids the caller wants reported (to compare the chain with a tip it was told
+/// about, `audit::tip`): by height or by id.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    pub heights: Vec<u64>,
+    pub ids: Vec<Hash>,
 }
 
 impl Report {
@@ -155,10 +170,19 @@ pub fn verify_chain<I>(genesis: &Genesis, start: Start, blocks: I, options: &Ver
 where
     I: IntoIterator<Item = Result<Source, Failure>>,
 {
+    verify_chain_watching(genesis, start, blocks, options, &Watch::default(), progress)
+}
+
+/// [`verify_chain`], reporting the ids of the blocks `watch` names in [`Report::watched`].
+pub fn verify_chain_watching<I>(genesis: &Genesis, start: Start, blocks: I, options: &VerifyOptions, watch: &Watch, progress: &mut dyn FnMut(Progress)) -> Report
+where
+    I: IntoIterator<Item = Result<Source, Failure>>,
+{
     let mut verifier = match Verifier::new(genesis, start) {
         Ok(v) => v,
         Err((report, failure)) => return Report { failure: Some(failure), ..*report },
     };
+    verifier.watch = watch.clone();
     let mut blocks = blocks.into_iter();
     let mut exhausted = false;
     let mut ready: Vec<Prepared> = Vec::new();
@@ -366,7 +390,21 @@ struct Verifier {
     state: State,
     /// The set that certifies the next block.
     set: ValidatorSet,
+    /// Blocks final through a descendant's certificate whose descendant has not come yet, in
+    /// height order (at most [`DESCENDANT_DISTANCE_MAX`] of them).
+    held: Vec<Held>,
+    watch: Watch,
     report: Report,
+}
+
+/// A block whose certificate finalizes a descendant: it is final once that descendant is
+/// reached (same id and view, linked by parent hashes) and the certificate holds for the set
+/// that certifies the descendant (docs/FORMAT.md, "Proofs and exports").
+struct Held {
+    height: u64,
+    certificate: Certificate,
+    /// Whether each of the certificate's signatures verified.
+    sigs: Vec<bool>,
 }
 
 impl Verifier {
@@ -385,6 +423,7 @@ impl Verifier {
             tip_id: start_block,
             state_root: Hash::ZERO,
             epochs: Vec::new(),
+            watched: Vec::new(),
             failure: None,
         };
         match start {
@@ -393,7 +432,7 @@ impl Verifier {
                 let set = genesis.validators.clone();
                 let mut report = empty(0, alliance);
                 report.state_root = state.state_root();
-                Ok(Verifier { alliance, state, set, report })
+                Ok(Verifier { alliance, state, set, held: Vec::new(), watch: Watch::default(), report })
             }
             Start::Checkpoint(c) => {
                 let id = c.header.id();
@@ -410,22 +449,54 @@ impl Verifier {
                 if c.validators.hash() != c.header.validator_set_hash {
                     return fail("validator set", c.header.validator_set_hash.to_string(), c.validators.hash().to_string());
                 }
-                if c.certificate.target.kind != VoteKind::Finalize || c.certificate.target.block != id {
-                    return fail("certificate", format!("a finalize certificate naming {id}"), describe_target(&c.certificate));
-                }
-                if let Err(e) = c.certificate.verify(&alliance, &c.validators) {
-                    return fail("certificate", "a quorum of valid validator signatures".into(), e.to_string());
+                let target = c.certificate.target;
+                let mut held = Vec::new();
+                if target.kind == VoteKind::Finalize && target.block == id && target.view == c.header.view {
+                    if let Err(e) = c.certificate.verify(&alliance, &c.validators) {
+                        return fail("certificate", "a quorum of valid validator signatures".into(), e.to_string());
+                    }
+                } else if target.kind == VoteKind::Finalize && target.block != id && target.view > c.header.view {
+                    // Final through a descendant, which must follow in the export.
+                    let message = target.signing_bytes(&alliance);
+                    let items: Vec<BatchItem<'_>> = c
+                        .certificate
+                        .signatures
+                        .iter()
+                        .map(|(key, signature)| BatchItem { key, domain: domain::VOTE, message: &message, signature })
+                        .collect();
+                    let sigs = keys::verify_batch(&items);
+                    held.push(Held { height: c.header.height, certificate: c.certificate.clone(), sigs });
+                } else {
+                    return fail(
+                        "certificate",
+                        format!("a finalize certificate for view {} naming {id}, or for a descendant at a later view", c.header.view),
+                        describe_target(&c.certificate),
+                    );
                 }
                 let set = c.state.validator_set().clone();
                 let mut report = report;
                 report.state_root = c.state.state_root();
                 let state = c.state;
-                Ok(Verifier { alliance, state, set, report })
+                Ok(Verifier { alliance, state, set, held, watch: Watch::default(), report })
             }
         }
     }
 
+    /// Ends verification. Without a failure so far, a block still held (its certificate
+    /// names a descendant the input never reached) is one.
     fn finish(mut self, failure: Option<Failure>) -> Report {
+        let failure = failure.or_else(|| {
+            self.held.first().map(|held| {
+                let t = held.certificate.target;
+                Failure::at(
+                    Check::Certificate,
+                    held.height,
+                    "certificate (of a descendant)",
+                    format!("the block it finalizes, {} at view {}, later in the chain", t.block, t.view),
+                    format!("the chain ends at height {} before that block: cut short, or the block is not a descendant", self.report.tip_height),
+                )
+            })
+        });
         self.report.failure = failure;
         self.report
     }
@@ -461,6 +532,10 @@ impl Verifier {
                 header.parent.to_string(),
             ));
         }
+        let id = block.id();
+        // Blocks held for a descendant's certificate: this one may be it, or show it is not
+        // coming (views grow along a chain).
+        self.resolve_held(h, header, id)?;
         if header.validator_set_hash != self.set.hash() {
             return Err(Failure::at(
                 Check::ValidatorSet,
@@ -521,8 +596,14 @@ impl Verifier {
         })?;
         compare_receipts(h, &outcome.receipts, &entry.receipts)?;
         compare_statements(h, outcome.statement.as_ref(), entry.statement.as_ref())?;
-        let id = block.id();
-        self.check_certificate(h, header, id, &entry.block.certificate, &sigs[block.records.len().min(sigs.len())..])?;
+        let cert_sigs = &sigs[block.records.len().min(sigs.len())..];
+        let target = entry.block.certificate.target;
+        if target.kind == VoteKind::Finalize && target.block != id && target.view > header.view {
+            // Final through a descendant: checked when the descendant arrives.
+            self.held.push(Held { height: h, certificate: entry.block.certificate.clone(), sigs: cert_sigs.to_vec() });
+        } else {
+            self.check_certificate(h, header, id, &entry.block.certificate, cert_sigs)?;
+        }
         // The block holds: move on.
         if self.report.epochs.last().map(|e| e.set_hash) != Some(header.validator_set_hash) {
             self.report.epochs.push(Epoch { from_height: h, set_hash: header.validator_set_hash, validators: self.set.len() });
@@ -532,9 +613,58 @@ impl Verifier {
         self.report.records += block.records.len() as u64;
         self.report.signatures += (block.records.len() + entry.block.certificate.signatures.len()) as u64;
         self.report.statements += u64::from(outcome.statement.is_some());
+        if self.watch.heights.contains(&h) || self.watch.ids.contains(&id) {
+            self.report.watched.push((h, id));
+        }
         self.report.tip_height = h;
         self.report.tip_id = id;
         self.report.state_root = outcome.state_root;
+        Ok(())
+    }
+
+    /// Checks the certificates held for a descendant against block `h` (id `id`): one that
+    /// names it must be for its view and valid for the set that certifies it; one that names
+    /// another block at a view up to this block's can never be matched.
+    fn resolve_held(&mut self, h: u64, header: &BlockHeader, id: Hash) -> Result<(), Failure> {
+        let mut still = Vec::with_capacity(self.held.len());
+        for held in std::mem::take(&mut self.held) {
+            let t = held.certificate.target;
+            let item = || format!("certificate (of a descendant, checked at height {h})");
+            if t.block == id {
+                if t.view != header.view {
+                    return Err(Failure::at(
+                        Check::Certificate,
+                        held.height,
+                        item(),
+                        format!("a finalize certificate for view {} (the view of block {id} at height {h})", header.view),
+                        describe_target(&held.certificate),
+                    ));
+                }
+                self.check_signatures(held.height, &held.certificate, &held.sigs)?;
+            } else if t.view <= header.view {
+                return Err(Failure::at(
+                    Check::Certificate,
+                    held.height,
+                    item(),
+                    format!("block {} at view {}, the block it finalizes, as a descendant", t.block, t.view),
+                    format!(
+                        "block {id} at height {h} and view {} instead: the named block is not in this chain, or its header was altered",
+                        header.view
+                    ),
+                ));
+            } else if h - held.height >= DESCENDANT_DISTANCE_MAX {
+                return Err(Failure::at(
+                    Check::Certificate,
+                    held.height,
+                    item(),
+                    format!("block {} at view {} within {DESCENDANT_DISTANCE_MAX} heights", t.block, t.view),
+                    format!("no such block up to height {h}"),
+                ));
+            } else {
+                still.push(held);
+            }
+        }
+        self.held = still;
         Ok(())
     }
 
@@ -545,10 +675,15 @@ impl Verifier {
                 Check::Certificate,
                 h,
                 "certificate",
-                format!("a finalize certificate for view {} naming block {id}", header.view),
+                format!("a finalize certificate for view {} naming block {id}, or for a descendant at a later view", header.view),
                 describe_target(cert),
             ));
         }
+        self.check_signatures(h, cert, sigs)
+    }
+
+    /// Quorum of distinct validators of the set in force, and every signature valid.
+    fn check_signatures(&self, h: u64, cert: &Certificate, sigs: &[bool]) -> Result<(), Failure> {
         if let Err(e) = cert.check_signers(&self.set) {
             let (expected, found) = match e {
                 CertificateError::TooFewSigners { found, needed } => {

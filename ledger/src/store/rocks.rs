@@ -57,7 +57,30 @@ pub struct Store {
     path: PathBuf,
     genesis: Genesis,
     alliance: Hash,
+    /// A reader's own directory (RocksDB's secondary instance keeps its logs there), removed
+    /// when the store is dropped; after `db`, so the database is closed first.
+    _reader_dir: Option<ReaderDir>,
 }
+
+/// How a store is opened.
+enum Access {
+    /// The node's own: read and write, holding RocksDB's lock.
+    Primary,
+    /// A reader beside a running node: a secondary instance, no lock, writes refused.
+    Reader(ReaderDir),
+}
+
+/// A reader's directory, removed on drop.
+struct ReaderDir(PathBuf);
+
+impl Drop for ReaderDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Readers opened by this process, for distinct directory names.
+static READERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn db_options(create: bool) -> Options {
     let mut opts = Options::default();
@@ -99,6 +122,21 @@ impl Store {
 
     /// Opens an existing store, checking that it is one and that it is consistent.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, Access::Primary)
+    }
+
+    /// Opens an existing store for reading only, also while its node runs: a RocksDB
+    /// secondary instance, which takes no lock and reads the store as it was when opened
+    /// (every finalized block written by then, each block's batch whole; nothing the node
+    /// writes afterwards). Writing through it fails. The auditor's tools use it.
+    pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
+        let n = READERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("plaza-store-reader-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Db(format!("cannot create the reader's directory {}: {e}", dir.display())))?;
+        Store::open_with(path, Access::Reader(ReaderDir(dir)))
+    }
+
+    fn open_with(path: &Path, access: Access) -> Result<Store, StoreError> {
         let not_a_store = |reason: String| StoreError::NotAStore { path: path.to_owned(), reason };
         if !path.is_dir() {
             return Err(not_a_store("no such directory".into()));
@@ -112,7 +150,18 @@ impl Store {
                 return Err(not_a_store(format!("column family {cf:?} is missing")));
             }
         }
-        let db = DB::open_cf_descriptors(&db_options(false), path, descriptors())?;
+        let (db, reader_dir) = match access {
+            Access::Primary => (DB::open_cf_descriptors(&db_options(false), path, descriptors())?, None),
+            Access::Reader(dir) => {
+                let mut opts = db_options(false);
+                // A secondary keeps every file open, so the node's compactions cannot pull
+                // one away from under it.
+                opts.set_max_open_files(-1);
+                let db = DB::open_cf_descriptors_as_secondary(&opts, path, dir.0.as_path(), descriptors())?;
+                db.try_catch_up_with_primary()?;
+                (db, Some(dir))
+            }
+        };
         let meta = db.cf_handle(CF_META).expect("opened with every column family");
         match db.get_cf(meta, KEY_FORMAT)? {
             Some(marker) if marker == FORMAT_MARKER => {}
@@ -123,7 +172,7 @@ impl Store {
         let genesis = Genesis::from_bytes(&genesis_bytes, GENESIS_BYTES_MAX)
             .map_err(|e| StoreError::Corrupt(format!("stored genesis does not decode: {e}")))?;
         let alliance = genesis.alliance_id();
-        let store = Store { db, path: path.to_owned(), genesis, alliance };
+        let store = Store { db, path: path.to_owned(), genesis, alliance, _reader_dir: reader_dir };
         store.check_tip()?;
         Ok(store)
     }
@@ -353,6 +402,9 @@ impl ChainStore for Store {
     }
     fn record_location(&self, id: &Hash) -> Result<Option<RecordLocation>, StoreError> {
         Store::record_location(self, id)
+    }
+    fn block_receipts(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError> {
+        Store::receipts_of(self, block)
     }
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Store::state_snapshot(self)
