@@ -72,7 +72,13 @@ impl Connection {
         if let Some(home) = &self.home {
             let home = Home::new(home);
             let config = home.load_config().map_err(CliError::new)?;
-            let addr: SocketAddr = config.api.parse().map_err(ctx("api address"))?;
+            let mut addr: SocketAddr = config.api.parse().map_err(ctx("api address"))?;
+            // Port 0 in the config: the running node wrote the port it bound into `api.addr`.
+            if addr.port() == 0 {
+                let bound = std::fs::read_to_string(home.api_addr())
+                    .map_err(|e| CliError::new(format!("{}: {e} (the config's api port is 0: is the node running?)", home.api_addr().display())))?;
+                addr = bound.trim().parse().map_err(ctx(format!("{}", home.api_addr().display())))?;
+            }
             let token = home.load_token().ok();
             return Ok(Client::new(addr, token));
         }
