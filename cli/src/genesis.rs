@@ -41,7 +41,7 @@ pub fn read_genesis_file(path: &Path) -> Result<Genesis, CliError> {
     // The encoding has no magic number (the alliance id hashes it), so say plainly what the
     // decoder's first complaint means.
     Genesis::from_bytes(&bytes, GENESIS_BYTES_MAX)
-        .map_err(|e| CliError::new(format!("{} is not a genesis file (made by `plaza genesis new`): {e}", path.display())))
+        .map_err(|e| CliError::new(format!("{} is not a Plaza genesis (not a genesis file made by `plaza genesis new`): {e}", path.display())))
 }
 
 fn describe(genesis: &Genesis, json: bool) {
