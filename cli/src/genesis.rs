@@ -38,7 +38,10 @@ pub enum GenesisCommand {
 
 pub fn read_genesis_file(path: &Path) -> Result<Genesis, CliError> {
     let bytes = std::fs::read(path).map_err(ctx(format!("reading {}", path.display())))?;
-    Genesis::from_bytes(&bytes, GENESIS_BYTES_MAX).map_err(ctx(format!("{} is not a Plaza genesis", path.display())))
+    // The encoding has no magic number (the alliance id hashes it), so say plainly what the
+    // decoder's first complaint means.
+    Genesis::from_bytes(&bytes, GENESIS_BYTES_MAX)
+        .map_err(|e| CliError::new(format!("{} is not a Plaza genesis (not a genesis file made by `plaza genesis new`): {e}", path.display())))
 }
 
 fn describe(genesis: &Genesis, json: bool) {

@@ -30,6 +30,10 @@ pub struct StartArgs {
 pub fn start(args: StartArgs) -> CliResult {
     let home = Home::new(&args.home);
     let config = home.load_config().map_err(CliError::new)?;
+    let _lock = home.lock().map_err(CliError::new)?;
+    if let Some(warning) = plaza_node::limits::public_api_warning(&config.api) {
+        eprintln!("warning: {warning}");
+    }
     let json_logs = args.log_json || config.log_format == "json";
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLAZA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error"));
@@ -68,7 +72,13 @@ impl Connection {
         if let Some(home) = &self.home {
             let home = Home::new(home);
             let config = home.load_config().map_err(CliError::new)?;
-            let addr: SocketAddr = config.api.parse().map_err(ctx("api address"))?;
+            let mut addr: SocketAddr = config.api.parse().map_err(ctx("api address"))?;
+            // Port 0 in the config: the running node wrote the port it bound into `api.addr`.
+            if addr.port() == 0 {
+                let bound = std::fs::read_to_string(home.api_addr())
+                    .map_err(|e| CliError::new(format!("{}: {e} (the config's api port is 0: is the node running?)", home.api_addr().display())))?;
+                addr = bound.trim().parse().map_err(ctx(format!("{}", home.api_addr().display())))?;
+            }
             let token = home.load_token().ok();
             return Ok(Client::new(addr, token));
         }
@@ -96,6 +106,7 @@ pub struct SubmitArgs {
 pub enum SubmitKind {
     /// A sale (S1–S7): external order id, gross, commission base, card, codes, points.
     #[command(after_help = "Example: plaza submit --home ./gym sale --order G-1 --gross 300.00 --base 280.00 --card 0011…eeff --referral-code REF-SUPER-0001")]
+    #[command(allow_negative_numbers = true)]
     Sale {
         #[arg(long)]
         order: String,
@@ -117,6 +128,7 @@ pub enum SubmitKind {
     },
     /// A full or partial refund of an earlier sale (S8).
     #[command(after_help = "Example: plaza submit --home ./hotpot refund --order T-1001 --refund-id R-1 --amount 28.00")]
+    #[command(allow_negative_numbers = true)]
     Refund {
         #[arg(long)]
         order: String,
@@ -156,6 +168,7 @@ pub enum SubmitKind {
     },
     /// A batch of single-use coupons (S6).
     #[command(after_help = "Example: plaza submit --home ./hotpot issue-coupons --batch SPRING --code CPN-0001 --code CPN-0002 --fixed 20.00 --min-spend 100.00 --redeemable-at category:entertainment --funding issuer")]
+    #[command(allow_negative_numbers = true)]
     IssueCoupons {
         #[arg(long)]
         batch: String,
@@ -192,6 +205,7 @@ pub enum SubmitKind {
     },
     /// A bilateral agreement (S9): a fixed fee per period, or a rate override.
     #[command(after_help = "Example: plaza submit --home ./gym agreement --id GYM-SCHOOL-1 --counterparty <key> --fixed-fee 50.00 --payer <key>")]
+    #[command(allow_negative_numbers = true)]
     Agreement {
         #[arg(long)]
         id: String,
@@ -219,6 +233,7 @@ pub enum SubmitKind {
     },
     /// Confirm a payment received off-chain (S12).
     #[command(after_help = "Example: plaza submit --home ./gym confirm-payment --period 0 --payer <key> --amount 57.60")]
+    #[command(allow_negative_numbers = true)]
     ConfirmPayment {
         #[arg(long)]
         period: u64,
@@ -318,7 +333,10 @@ fn with_default_base(client: &Client, mut payload: Value, seller: &plaza_ledger:
     let Some(question) = plaza_node::sale_base::base_question(&payload, seller, now_ms).map_err(CliError::new)? else {
         return Ok(payload);
     };
-    let answer = client.post("/v1/sales/base", &question).map_err(CliError::new)?.ok_json().map_err(ctx("the sale's commission base"))?;
+    let answer = client
+        .post("/v1/sales/base", &question)
+        .and_then(|r| r.ok_json())
+        .map_err(|e| CliError::from(e).context("the sale's commission base"))?;
     let base = answer.get("base").and_then(Value::as_str).ok_or_else(|| CliError::new("the node did not say the sale's base"))?;
     payload["base"] = json!(base);
     Ok(payload)
@@ -336,7 +354,7 @@ pub fn sign_payload(payload: &Value, keypair: &Keypair, alliance: Hash, now_ms: 
 
 /// The node's status (alliance id and clock).
 pub fn node_status(client: &Client) -> Result<Value, CliError> {
-    client.get("/v1/status").map_err(CliError::new)?.ok_json().map_err(CliError::new)
+    Ok(client.get("/v1/status")?.ok_json()?)
 }
 
 pub fn status_clock(status: &Value) -> Result<(Hash, u64), CliError> {
@@ -364,13 +382,31 @@ pub fn submit(args: SubmitArgs) -> CliResult {
         None => json!({"payload": payload}),
     };
     let path = if args.wait { "/v1/records?wait=true" } else { "/v1/records" };
-    let answer = client.post(path, &body).map_err(CliError::new)?.ok_json().map_err(CliError::new)?;
+    let answer = client.post(path, &body)?.ok_json()?;
     if args.conn.json {
         print_json(&answer);
     } else {
         print_record_status(&answer);
     }
-    Ok(())
+    rejection_exit(&answer)
+}
+
+/// A final record the ledger rejected (its receipt is not `accepted`) exits 4, a record the
+/// node refused 5, so scripts need not parse the output.
+fn rejection_exit(answer: &Value) -> CliResult {
+    let id = answer.get("id").and_then(Value::as_str).unwrap_or("?");
+    match answer.get("status").and_then(Value::as_str) {
+        Some("final") if answer.pointer("/receipt/accepted").and_then(Value::as_bool) != Some(true) => {
+            let name = answer.pointer("/receipt/name").and_then(Value::as_str).unwrap_or("unknown");
+            Err(CliError::rejected(format!("record {id} is final but the ledger rejected it: {name}")))
+        }
+        Some("refused") => Err(CliError::from(plaza_node::client::ClientError::Api {
+            status: 400,
+            code: answer.get("code").and_then(Value::as_str).unwrap_or("refused").to_owned(),
+            message: format!("record {id} refused: {}", answer.get("reason").and_then(Value::as_str).unwrap_or("")),
+        })),
+        _ => Ok(()),
+    }
 }
 
 fn print_record_status(v: &Value) {
@@ -489,7 +525,7 @@ pub fn query(args: QueryArgs) -> CliResult {
     if path.contains(char::is_whitespace) || path.contains('#') || path.contains("..") {
         return Err(CliError::new("arguments must not contain spaces, '#' or '..'"));
     }
-    let answer = client.get(&path).map_err(CliError::new)?.ok_json().map_err(CliError::new)?;
+    let answer = client.get(&path)?.ok_json()?;
     if args.conn.json {
         print_json(&answer);
         return Ok(());

@@ -385,6 +385,10 @@ impl Keypair {
     pub fn load(path: &Path) -> Result<Keypair, KeyError> {
         let shown = path.display();
         let metadata = fs::metadata(path).map_err(|e| KeyError::Format(format!("cannot read key file {shown}: {e}")))?;
+        if !metadata.is_file() {
+            let what = if metadata.is_dir() { "a directory" } else { "not a regular file" };
+            return Err(KeyError::Format(format!("{shown} is {what}, not a key file (give the file `plaza keys new` wrote)")));
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::json::{cents, party_json, payload_json, record_json, signed_cents, PayloadJson, PolicyJson, ProfileJson};
-use crate::{Admission, Command, Shared};
+use crate::{Admission, Command, Rejection, Shared};
 
 pub const OPENAPI: &str = include_str!("../openapi.json");
 /// Records in one submission.
@@ -50,6 +50,12 @@ impl ApiError {
     }
     fn internal(message: impl Into<String>) -> ApiError {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.into() }
+    }
+    /// A refused record: the status follows the refusal's kind (429 when the node is full,
+    /// so the client may retry; 400 otherwise).
+    fn from_rejection(rejection: &Rejection) -> ApiError {
+        let status = if rejection.is_retryable() { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::BAD_REQUEST };
+        ApiError { status, code: rejection.code(), message: rejection.to_string() }
     }
 }
 
@@ -93,6 +99,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(shared)
         .merge(explorer)
+        .layer(axum::middleware::map_response(crate::api_server::json_error_form))
 }
 
 fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -212,36 +219,37 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
     // Stateless checks and signatures, here in the handler (in parallel with the driver).
     let alliance = shared.alliance;
     let checked = tokio::task::spawn_blocking(move || {
-        let results: Vec<Result<(), String>> = records.iter().map(|r| check_record(r, &alliance)).collect();
+        let results: Vec<Result<(), Rejection>> = records.iter().map(|r| r.check(&alliance).map_err(|e| Rejection::Invalid(e.to_string()))).collect();
         (records, results)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (records, results) = checked;
-    let mut admissions: Vec<Option<Admission>> = results.iter().map(|r| r.as_ref().err().map(|e| Admission::Refused(e.clone()))).collect();
-    let to_submit: Vec<Record> = records.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(rec, _)| rec.clone()).collect();
-    // Records from merchants the alliance does not know never enter a block.
-    let non_member: Vec<bool> = {
+    let (records, mut results) = checked;
+    // Records from merchants the alliance does not know never enter the mempool, single or
+    // batched. A guest's records are counted per (member) signer.
+    let mut counts = std::collections::BTreeMap::new();
+    {
         let state = shared.state();
-        records.iter().map(|r| state.merchant(r.signer()).is_none()).collect()
-    };
-    if authority != crate::auth::Authority::Node {
-        let mut counts = std::collections::BTreeMap::new();
-        for (r, member) in records.iter().zip(&non_member) {
-            if !member {
-                *counts.entry(*r.signer()).or_insert(0u64) += 1;
+        for (record, result) in records.iter().zip(results.iter_mut()) {
+            if state.merchant(record.signer()).is_none() {
+                if result.is_ok() {
+                    *result = Err(Rejection::NotAMember(*record.signer()));
+                }
+            } else {
+                *counts.entry(*record.signer()).or_insert(0u64) += 1;
             }
         }
+    }
+    if authority != crate::auth::Authority::Node {
         shared.submit_limits.take(&counts, shared.config.api_guest_records_per_signer_per_minute, std::time::Instant::now())?;
     }
-    if single && records.len() == 1 {
-        if let Some(Admission::Refused(e)) = &admissions[0] {
-            return Err(ApiError::bad("invalid-record", e.clone()));
-        }
-        if non_member[0] {
-            return Err(ApiError::bad("not-a-member", format!("{} is not a member of this alliance", records[0].signer())));
-        }
+    if single && records.len() == 1
+        && let Err(rejection) = &results[0]
+    {
+        return Err(ApiError::from_rejection(rejection));
     }
+    let mut admissions: Vec<Option<Admission>> = results.iter().map(|r| r.as_ref().err().map(|e| Admission::Refused(e.clone()))).collect();
+    let to_submit: Vec<Record> = records.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(rec, _)| rec.clone()).collect();
     if !to_submit.is_empty() {
         let (tx, rx) = oneshot::channel();
         shared
@@ -255,8 +263,15 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
             *slot = it.next();
         }
     }
+    if single
+        && let [Some(Admission::Refused(rejection))] = admissions.as_slice()
+    {
+        return Err(ApiError::from_rejection(rejection));
+    }
     if q.wait {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        // Within the request timeout, so the answer arrives before the server gives up.
+        let wait_ms = WAIT_MS_MAX.min(shared.config.api_request_timeout_ms.saturating_sub(1_000));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         let mut tip = shared.tip.clone();
         loop {
             let all_final = records.iter().zip(&admissions).all(|(r, a)| {
@@ -274,24 +289,16 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
         .iter()
         .zip(admissions)
         .map(|(r, a)| match a {
-            Some(Admission::Refused(reason)) => json!({"id": r.id().to_hex(), "status": "refused", "reason": reason}),
-            _ => record_state(&shared, &r.id()).unwrap_or_else(|e| json!({"id": r.id().to_hex(), "status": "error", "reason": e.message})),
+            Some(Admission::Refused(rejection)) => {
+                json!({"id": r.id().to_hex(), "status": "refused", "code": rejection.code(), "reason": rejection.to_string()})
+            }
+            _ => record_state(&shared, &r.id()).unwrap_or_else(|e| json!({"id": r.id().to_hex(), "status": "error", "code": e.code, "reason": e.message})),
         })
         .collect();
     if single && results.len() == 1 {
-        let only = results.into_iter().next().unwrap_or(Value::Null);
-        if only.get("status").and_then(Value::as_str) == Some("refused") {
-            let reason = only.get("reason").and_then(Value::as_str).unwrap_or("refused").to_owned();
-            let code = if reason.contains("full") { "mempool-full" } else { "refused" };
-            return Err(ApiError { status: if code == "mempool-full" { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::BAD_REQUEST }, code, message: reason });
-        }
-        return Ok(axum::Json(only));
+        return Ok(axum::Json(results.into_iter().next().unwrap_or(Value::Null)));
     }
     Ok(axum::Json(json!({"results": results})))
-}
-
-fn check_record(record: &Record, alliance: &Hash) -> Result<(), String> {
-    record.check(alliance).map_err(|e| e.to_string())
 }
 
 /// A record's status: final (height, index, receipt), pending (in the mempool), or unknown.
@@ -438,7 +445,10 @@ struct BlocksQuery {
 
 async fn blocks(AxumState(shared): S, Query(q): Query<BlocksQuery>) -> ApiResult {
     let tip = *shared.tip.borrow();
-    let limit = q.limit.unwrap_or(20).clamp(1, BLOCKS_PAGE_MAX);
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=BLOCKS_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::bad("bad-limit", format!("limit {limit} is out of range: 1 to {BLOCKS_PAGE_MAX} blocks per page")));
+    }
     let from = q.from.unwrap_or_else(|| tip.saturating_sub(limit - 1).max(1));
     let mut out = Vec::new();
     for h in from.max(1)..from.max(1).saturating_add(limit) {
@@ -678,9 +688,9 @@ async fn advance_clock(AxumState(shared): S, headers: HeaderMap, body: Bytes) ->
         return Err(ApiError { status: StatusCode::FORBIDDEN, code: "testnet-only", message: "the clock API is enabled only on testnet nodes (testnet_clock_api)".into() });
     }
     let body: ClockBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
-    if body.advance_ms < 0 {
-        return Err(ApiError::bad("bad-clock", "the clock only moves forward"));
-    }
-    let offset = shared.clock.advance_persisted(body.advance_ms).map_err(ApiError::internal)?;
+    let offset = shared.clock.advance_persisted(body.advance_ms).map_err(|e| match e {
+        crate::ClockError::Write(message) => ApiError::internal(message),
+        refused => ApiError::bad("bad-clock", refused.to_string()),
+    })?;
     Ok(axum::Json(json!({"clock_offset_ms": offset, "clock_ms": shared.clock.now_ms()})))
 }

@@ -24,23 +24,57 @@ pub struct Response {
     pub body: String,
 }
 
-impl Response {
-    pub fn json(&self) -> Result<Value, String> {
-        serde_json::from_str(&self.body).map_err(|e| format!("the node answered {} with non-JSON: {e}", self.status))
+/// Why a request to the node's API failed, by kind (the CLI's exit code follows it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// No connection, or it broke before an answer arrived.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The node answered something that is not the API's HTTP/JSON.
+    #[error("{0}")]
+    Protocol(String),
+    /// The node answered with an error status and its `{"code", "message"}`.
+    #[error("{message} ({code})")]
+    Api { status: u16, code: String, message: String },
+}
+
+impl ClientError {
+    /// A 4xx answer: the request was refused (bad input, not a member, full, no token).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClientError::Api { status, .. } if (400..500).contains(status))
     }
-    /// The JSON body of a 2xx answer, or the node's error message.
-    pub fn ok_json(&self) -> Result<Value, String> {
+    /// The API's error code, when the node gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl From<ClientError> for String {
+    fn from(e: ClientError) -> String {
+        e.to_string()
+    }
+}
+
+impl Response {
+    pub fn json(&self) -> Result<Value, ClientError> {
+        serde_json::from_str(&self.body).map_err(|e| ClientError::Protocol(format!("the node answered {} with non-JSON: {e}", self.status)))
+    }
+    /// The JSON body of a 2xx answer, or the node's error.
+    pub fn ok_json(&self) -> Result<Value, ClientError> {
         let value = self.json();
         if (200..300).contains(&self.status) {
             return value;
         }
         match value {
-            Ok(v) => Err(format!(
-                "{} ({})",
-                v.get("message").and_then(Value::as_str).unwrap_or("request failed"),
-                v.get("code").and_then(Value::as_str).unwrap_or("error")
-            )),
-            Err(_) => Err(format!("HTTP {}: {}", self.status, self.body.trim())),
+            Ok(v) => Err(ClientError::Api {
+                status: self.status,
+                code: v.get("code").and_then(Value::as_str).unwrap_or("error").to_owned(),
+                message: v.get("message").and_then(Value::as_str).unwrap_or("request failed").to_owned(),
+            }),
+            Err(_) => Err(ClientError::Api { status: self.status, code: "error".into(), message: format!("HTTP {}: {}", self.status, self.body.trim()) }),
         }
     }
 }
@@ -50,18 +84,19 @@ impl Client {
         Client { addr, token, timeout: Duration::from_secs(30) }
     }
 
-    pub fn get(&self, path: &str) -> Result<Response, String> {
+    pub fn get(&self, path: &str) -> Result<Response, ClientError> {
         self.request("GET", path, None)
     }
-    pub fn post(&self, path: &str, body: &Value) -> Result<Response, String> {
+    pub fn post(&self, path: &str, body: &Value) -> Result<Response, ClientError> {
         self.request("POST", path, Some(body.to_string()))
     }
 
-    pub fn request(&self, method: &str, path: &str, body: Option<String>) -> Result<Response, String> {
+    pub fn request(&self, method: &str, path: &str, body: Option<String>) -> Result<Response, ClientError> {
+        let unreachable = ClientError::Unreachable;
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
-            .map_err(|e| format!("cannot reach the node's API at {}: {e}", self.addr))?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
+            .map_err(|e| unreachable(format!("cannot reach the node's API at {}: {e}", self.addr)))?;
+        stream.set_read_timeout(Some(self.timeout)).map_err(|e| unreachable(e.to_string()))?;
+        stream.set_write_timeout(Some(self.timeout)).map_err(|e| unreachable(e.to_string()))?;
         let body = body.unwrap_or_default();
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n", self.addr);
         if let Some(token) = &self.token {
@@ -71,14 +106,17 @@ impl Client {
             head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).map_err(|e| format!("sending to {}: {e}", self.addr))?;
-        stream.write_all(body.as_bytes()).map_err(|e| format!("sending to {}: {e}", self.addr))?;
+        stream.write_all(head.as_bytes()).map_err(|e| unreachable(format!("sending to {}: {e}", self.addr)))?;
+        stream.write_all(body.as_bytes()).map_err(|e| unreachable(format!("sending to {}: {e}", self.addr)))?;
         let mut raw = Vec::new();
-        stream.take(RESPONSE_BYTES_MAX as u64 + 1).read_to_end(&mut raw).map_err(|e| format!("reading from {}: {e}", self.addr))?;
+        stream
+            .take(RESPONSE_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| unreachable(format!("reading from {}: {e}", self.addr)))?;
         if raw.len() > RESPONSE_BYTES_MAX {
-            return Err("response too large".into());
+            return Err(ClientError::Protocol("response too large".into()));
         }
-        parse_response(&raw)
+        parse_response(&raw).map_err(ClientError::Protocol)
     }
 }
 

@@ -40,6 +40,17 @@ pub struct NodeConfig {
     pub api_body_bytes_max: usize,
     /// Peers connected at once, at most.
     pub peers_max: u32,
+    /// HTTP API connections open at once, at most; above it the oldest idle connection (of the
+    /// client holding the most) is closed, or the new one when none is idle.
+    pub api_connections_max: usize,
+    /// A connection that has not sent a whole request header this long after it opened (or
+    /// after its last response) is closed.
+    pub api_header_read_timeout_ms: u64,
+    /// A request (body read and answer) that takes longer gets 408 and its connection closes;
+    /// above the `?wait=true` limit.
+    pub api_request_timeout_ms: u64,
+    /// Requests one client address may have in flight at once; more get 429.
+    pub api_requests_per_client_max: usize,
     /// Testnet only: milliseconds added to this node's wall clock (the clock block times and
     /// node-signed records use). Lets a demo play a day in minutes; whatever time a proposer
     /// puts in a header is what everyone executes, so the chain stays deterministic.
@@ -74,6 +85,10 @@ impl Default for NodeConfig {
             snapshot_interval_blocks: 200,
             api_body_bytes_max: 8 * 1024 * 1024,
             peers_max: 64,
+            api_connections_max: 256,
+            api_header_read_timeout_ms: 10_000,
+            api_request_timeout_ms: 75_000,
+            api_requests_per_client_max: 64,
             clock_offset_ms: 0,
             testnet_clock_api: false,
             api_guest_tokens: Vec::new(),
@@ -92,7 +107,14 @@ impl NodeConfig {
     }
 
     pub fn from_toml(text: &str) -> Result<NodeConfig, String> {
-        let config: NodeConfig = toml::from_str(text).map_err(|e| format!("config.toml: {}", e.message()))?;
+        let config: NodeConfig = toml::from_str(text).map_err(|e| {
+            // Name the line: the parser's message alone may not say which key it was.
+            let line = e.span().and_then(|span| text.get(..span.start)).map(|before| before.matches('\n').count() + 1);
+            match line.and_then(|n| text.lines().nth(n - 1).map(|l| (n, l.trim()))) {
+                Some((n, l)) => format!("config.toml line {n} ({l}): {}", e.message()),
+                None => format!("config.toml: {}", e.message()),
+            }
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -126,6 +148,7 @@ impl NodeConfig {
         if self.api_guest_records_per_signer_per_minute == 0 {
             return Err("config.toml: api_guest_records_per_signer_per_minute must be positive".into());
         }
+        crate::limits::check_config(self)?;
         self.api.parse::<std::net::SocketAddr>().map_err(|e| format!("config.toml: api {:?}: {e}", self.api))?;
         Ok(())
     }

@@ -85,7 +85,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
         store,
         state: replica.state(),
         mempool,
-        metrics: crate::metrics::Metrics::new(),
+        metrics: crate::metrics::Metrics::at_height(height),
         clock,
         merchant,
         alliance,
@@ -102,15 +102,11 @@ pub async fn run(home: &Path) -> Result<(), String> {
     let api_addr = listener.local_addr().map_err(|e| format!("the API's bound address: {e}"))?;
     home.write_api_addr(api_addr)?;
     let router = crate::api::router(shared.clone());
+    let (limits, api_shared) = (crate::api_server::Limits::from_config(&config), shared.clone());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = api_stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            warn!("API server stopped: {e}");
-        }
-    });
+    let api_task = tokio::spawn(crate::api_server::serve(listener, router, limits, api_shared, async move {
+        let _ = api_stop_rx.await;
+    }));
     info!(api = %api_addr, peer_id = %swarm.local_peer_id(), height, "plaza node started");
 
     let mut dial = Vec::new();

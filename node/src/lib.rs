@@ -8,12 +8,15 @@
 //! - [`mempool`]: checked records waiting for a block.
 //! - [`wire`]: gossiped records and block sync's messages as bytes.
 //! - [`config`]: `config.toml`. [`json`]: record payloads as JSON, converted by hand.
+//! - [`limits`]: range checks where numbers enter (config keys, the testnet clock).
 //!
 //! With `io`:
 //! - [`driver`]: the thin shell that turns the replica's effects into tokio, libp2p and
 //!   RocksDB calls.
 //! - [`net`]: libp2p (member-only peers, gossip, block sync).
 //! - [`api`]: the HTTP API (JSON), `/metrics`, `/openapi.json`.
+//! - [`api_server`]: the HTTP server under it: connection limit with idle eviction,
+//!   header-read and request timeouts, per-client concurrency, JSON for every error status.
 //! - [`explorer`]: the HTML explorer at `/` (pages, the who-owes-whom picture).
 //! - [`client`]: a minimal blocking HTTP client for the CLI, the testnet and the tests.
 //! - [`nearby`]: nearby members, districts, where a coupon or a card can be used (issue 19).
@@ -25,6 +28,8 @@
 #[cfg(feature = "io")]
 pub mod api;
 #[cfg(feature = "io")]
+pub mod api_server;
+#[cfg(feature = "io")]
 pub mod auth;
 pub mod chain;
 #[cfg(feature = "io")]
@@ -35,6 +40,7 @@ pub mod driver;
 #[cfg(feature = "io")]
 pub mod explorer;
 pub mod json;
+pub mod limits;
 pub mod mempool;
 #[cfg(feature = "io")]
 pub mod metrics;
@@ -79,35 +85,53 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// `offset_ms` within ±[`limits::CLOCK_OFFSET_MS_MAX`] (the config check guarantees it;
+    /// anything beyond is clamped, never an overflow).
     pub fn new(offset_ms: i64) -> Clock {
+        let offset_ms = offset_ms.clamp(-limits::CLOCK_OFFSET_MS_MAX, limits::CLOCK_OFFSET_MS_MAX);
         Clock { offset_ms: AtomicI64::new(offset_ms), file: None, writing: Mutex::new(()) }
     }
     /// A clock whose offset is kept in `file`: the larger of `configured` and what the file
-    /// holds (the clock only moves forward).
+    /// holds (the clock only moves forward). A saved offset out of range is an error.
     pub fn persistent(configured: i64, file: PathBuf) -> Result<Clock, String> {
         let saved = match std::fs::read_to_string(&file) {
             Ok(text) => text.trim().parse::<i64>().map_err(|e| format!("{}: not a clock offset in ms: {e}", file.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => configured,
             Err(e) => return Err(format!("reading {}: {e}", file.display())),
         };
-        Ok(Clock { offset_ms: AtomicI64::new(configured.max(saved)), file: Some(file), writing: Mutex::new(()) })
+        if !(-limits::CLOCK_OFFSET_MS_MAX..=limits::CLOCK_OFFSET_MS_MAX).contains(&saved) {
+            return Err(format!("{}: the clock offset {saved} ms is beyond ±{} ms (100 years)", file.display(), limits::CLOCK_OFFSET_MS_MAX));
+        }
+        let clock = Clock::new(configured.max(saved));
+        Ok(Clock { file: Some(file), ..clock })
     }
     pub fn now_ms(&self) -> u64 {
-        let system = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        (system + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        system.saturating_add(self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
     }
     pub fn offset_ms(&self) -> i64 {
         self.offset_ms.load(Ordering::Relaxed)
     }
-    /// Moves the clock forward by `ms`; returns the new offset.
-    pub fn advance(&self, ms: i64) -> i64 {
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed) + ms
+    /// Moves the clock forward by `ms` (≥ 0); refuses a move that would take the offset past
+    /// [`limits::CLOCK_OFFSET_MS_MAX`], and changes nothing then.
+    pub fn advance(&self, ms: i64) -> Result<i64, ClockError> {
+        if ms < 0 {
+            return Err(ClockError::Backwards);
+        }
+        self.offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |offset| {
+                offset.checked_add(ms).filter(|o| *o <= limits::CLOCK_OFFSET_MS_MAX)
+            })
+            .map(|previous| previous + ms)
+            .map_err(|_| ClockError::TooFar { max_ms: limits::CLOCK_OFFSET_MS_MAX })
     }
     /// [`Clock::advance`], then writes the new offset to the clock's file (if it has one),
     /// synced, before returning.
-    pub fn advance_persisted(&self, ms: i64) -> Result<i64, String> {
+    pub fn advance_persisted(&self, ms: i64) -> Result<i64, ClockError> {
         let _guard = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let offset = self.advance(ms);
+        let offset = self.advance(ms)?;
         if let Some(file) = &self.file {
             let tmp = file.with_extension("tmp");
             let write = || -> std::io::Result<()> {
@@ -117,10 +141,22 @@ impl Clock {
                 f.sync_all()?;
                 std::fs::rename(&tmp, file)
             };
-            write().map_err(|e| format!("writing {}: {e}", file.display()))?;
+            write().map_err(|e| ClockError::Write(format!("writing {}: {e}", file.display())))?;
         }
         Ok(offset)
     }
+}
+
+/// Why the testnet clock did not move.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("the clock only moves forward")]
+    Backwards,
+    #[error("the clock offset would exceed {max_ms} ms (100 years)")]
+    TooFar { max_ms: i64 },
+    /// The offset moved but could not be saved (the node's own failure).
+    #[error("{0}")]
+    Write(String),
 }
 
 /// What one submitted record became.
@@ -132,7 +168,40 @@ pub enum Admission {
     Pending,
     /// Already in a finalized block.
     Final,
-    Refused(String),
+    Refused(Rejection),
+}
+
+/// Why a submitted record was refused; its kind decides the API status and the code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Failed the stateless checks (alliance, fields, signature).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} is not a member of this alliance")]
+    NotAMember(plaza_ledger::PublicKey),
+    #[error("the mempool is full; retry later")]
+    MempoolFull,
+    #[error("this merchant has too many records waiting; retry later")]
+    MerchantQueueFull,
+    #[error("the record's created-at time is outside the time window of the node's clock")]
+    OutsideTimeWindow,
+}
+
+impl Rejection {
+    /// The API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Invalid(_) => "invalid-record",
+            Rejection::NotAMember(_) => "not-a-member",
+            Rejection::MempoolFull => "mempool-full",
+            Rejection::MerchantQueueFull => "merchant-queue-full",
+            Rejection::OutsideTimeWindow => "outside-time-window",
+        }
+    }
+    /// The node is full: the same record may be admitted later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Rejection::MempoolFull | Rejection::MerchantQueueFull)
+    }
 }
 
 /// Requests from the API to the driver.
@@ -220,6 +289,26 @@ impl Home {
         let temporary = self.root.join("api.addr.tmp");
         std::fs::write(&temporary, format!("{addr}\n")).map_err(|e| format!("writing {}: {e}", temporary.display()))?;
         std::fs::rename(&temporary, self.api_addr()).map_err(|e| format!("writing {}: {e}", self.api_addr().display()))
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("node.lock")
+    }
+    /// Takes the home's lock for as long as the returned file lives: one node per home.
+    pub fn lock(&self) -> Result<std::fs::File, String> {
+        let path = self.lock_file();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(format!("a node is already running on {} (its lock {} is held); stop it first", self.root.display(), path.display()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        }
     }
     pub fn load_config(&self) -> Result<NodeConfig, String> {
         let text = std::fs::read_to_string(self.config()).map_err(|e| format!("reading {}: {e}", self.config().display()))?;

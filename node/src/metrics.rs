@@ -21,6 +21,22 @@ pub struct Metrics {
     pub vote_latency: Histogram,
     /// From a record's admission into this node's mempool to its block's finalization.
     pub finality_latency: Histogram,
+    /// HTTP API connections open now.
+    pub api_connections: Gauge,
+    /// New API connections closed at once: `api_connections_max` reached and none idle.
+    pub api_refused_connections: Counter,
+    /// Idle API connections closed to make room for a new one.
+    pub api_evicted_connections: Counter,
+    /// API connections closed for not sending a whole header within `api_header_read_timeout_ms`.
+    pub api_header_timeouts: Counter,
+    /// API requests answered 408 after `api_request_timeout_ms`.
+    pub api_request_timeouts: Counter,
+    /// API requests answered 429: the client had `api_requests_per_client_max` in flight.
+    pub api_throttled_requests: Counter,
+    /// API requests refused before routing: header or URI too large (431, 414).
+    pub api_oversized_requests: Counter,
+    /// Failed accepts on the API socket (e.g. out of file descriptors).
+    pub api_accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -44,6 +60,14 @@ impl Metrics {
             synced_blocks: Counter::default(),
             vote_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             finality_latency: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            api_connections: Gauge::default(),
+            api_refused_connections: Counter::default(),
+            api_evicted_connections: Counter::default(),
+            api_header_timeouts: Counter::default(),
+            api_request_timeouts: Counter::default(),
+            api_throttled_requests: Counter::default(),
+            api_oversized_requests: Counter::default(),
+            api_accept_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("height", "Height of the last finalized block", m.height.clone());
@@ -61,7 +85,23 @@ impl Metrics {
             "From a record's admission into this node's mempool to finalization",
             m.finality_latency.clone(),
         );
+        registry.register("api_connections", "HTTP API connections open now", m.api_connections.clone());
+        registry.register("api_refused_connections", "API connections closed at once: api_connections_max reached, none idle", m.api_refused_connections.clone());
+        registry.register("api_evicted_connections", "Idle API connections closed to make room for a new one", m.api_evicted_connections.clone());
+        registry.register("api_header_timeouts", "API connections closed: no whole request header within api_header_read_timeout_ms", m.api_header_timeouts.clone());
+        registry.register("api_request_timeouts", "API requests answered 408 after api_request_timeout_ms", m.api_request_timeouts.clone());
+        registry.register("api_throttled_requests", "API requests answered 429: api_requests_per_client_max in flight", m.api_throttled_requests.clone());
+        registry.register("api_oversized_requests", "API requests answered 414 or 431 before routing", m.api_oversized_requests.clone());
+        registry.register("api_accept_errors", "Failed accepts on the API socket (e.g. out of file descriptors)", m.api_accept_errors.clone());
         Metrics { registry, ..m }
+    }
+
+    /// Metrics for a node whose finalized tip is `height` at start (a restarted node shows
+    /// its height before its next block).
+    pub fn at_height(height: u64) -> Metrics {
+        let m = Metrics::new();
+        m.height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        m
     }
 
     pub fn render(&self) -> String {

@@ -43,7 +43,7 @@ use crate::chain::{Chain, FinalizedInfo};
 use crate::config::NodeConfig;
 use crate::mempool::{Mempool, Refusal};
 use crate::wire::{SyncRequest, SyncResponse, RECORDS_PER_GOSSIP_MAX, SYNC_BLOCKS_MAX, SYNC_RESPONSE_BYTES_MAX};
-use crate::Admission;
+use crate::{Admission, Rejection};
 
 /// Bytes of records in one proposed block (below consensus's payload limit).
 pub const BLOCK_RECORD_BYTES_MAX: usize = 3 * 1024 * 1024;
@@ -456,7 +456,7 @@ impl<S: ChainStore> Replica<S> {
             match state.merchant(record.signer()) {
                 Some((_, status)) if status != MerchantStatus::Removed => {}
                 _ => {
-                    answers.push(Admission::Refused("not-a-member".into()));
+                    answers.push(Admission::Refused(Rejection::NotAMember(*record.signer())));
                     continue;
                 }
             }
@@ -471,9 +471,9 @@ impl<S: ChainStore> Replica<S> {
                     answers.push(Admission::Accepted);
                 }
                 Err(Refusal::Duplicate) => answers.push(Admission::Pending),
-                Err(Refusal::Full) => answers.push(Admission::Refused("mempool-full".into())),
-                Err(Refusal::MerchantFull) => answers.push(Admission::Refused("merchant-queue-full".into())),
-                Err(Refusal::OutsideWindow) => answers.push(Admission::Refused("outside-time-window".into())),
+                Err(Refusal::Full) => answers.push(Admission::Refused(Rejection::MempoolFull)),
+                Err(Refusal::MerchantFull) => answers.push(Admission::Refused(Rejection::MerchantQueueFull)),
+                Err(Refusal::OutsideWindow) => answers.push(Admission::Refused(Rejection::OutsideTimeWindow)),
             }
         }
         answers

@@ -18,7 +18,7 @@ use plaza_ledger::store::{ChainStore, MemStore};
 use plaza_ledger::{Hash, Keypair, PublicKey};
 use plaza_node::mempool::Mempool;
 use plaza_node::replica::{Effect, Now, Replica, ReplicaConfig};
-use plaza_node::{Admission, NodeConfig};
+use plaza_node::{Admission, NodeConfig, Rejection};
 
 /// 2026-11-23 00:00 at UTC+8.
 const T0: u64 = 1_795_363_200_000;
@@ -265,7 +265,7 @@ fn four_replicas_through_a_day_end_with_equal_roots_and_statements() {
     batch.push(foreign.clone());
     let answers = cluster.submit(3, batch);
     assert_eq!(answers[..3], [Admission::Accepted, Admission::Accepted, Admission::Accepted]);
-    assert_eq!(answers[3], Admission::Refused("not-a-member".into()));
+    assert_eq!(answers[3], Admission::Refused(Rejection::NotAMember(outsider.public())));
     // The same record gossiped by a member is dropped too, before it could be relayed on.
     let now = cluster.now();
     cluster.replicas[0].handle_gossip_records(now, vec![foreign.clone()]);

@@ -225,7 +225,7 @@ fn a_coupon_and_a_card_say_where_they_can_be_used() {
     let held = n.ok(&format!("/v1/merchants?near={TEMPLE}&accepts_card={card}"));
     assert_eq!(held["merchants"].as_array().map(Vec::len), Some(0));
     assert_eq!(held["card"]["redeemable"], 0);
-    n.shared.clock.advance(2 * DAY_MS as i64);
+    n.shared.clock.advance(2 * DAY_MS as i64).expect("two days is within the clock's range");
     let ready = n.ok(&format!("/v1/merchants?near={TEMPLE}&within_m=2000&accepts_card={card}"));
     assert_eq!(ready["card"]["spendable"], 150);
     assert_eq!(ready["card"]["redeemable"], 150);
