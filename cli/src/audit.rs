@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use plaza_ledger::audit::export::{ExportReader, ExportWriter, FRAME_BYTES_MAX};
 use plaza_ledger::audit::proof::{Anchor, ProvenRecord, RecordProof, PROOF_BYTES_MAX};
+use plaza_ledger::audit::state_proof::{self, ProvenState, StateProof};
 use plaza_ledger::audit::verify::{default_threads, Checkpoint, Source};
 use plaza_ledger::audit::tip::{check_expected, SignedTip, TipAgreement, SIGNED_TIP_BYTES_MAX};
 use plaza_ledger::audit::{verify_chain_watching, BlockEntry, Check, Failure, Report, Start, VerifyOptions, Watch};
@@ -83,11 +84,22 @@ pub struct ExportArgs {
 /// paths, the block header, its finalize certificate and the validator set with its anchor
 /// (genesis, or the first block that set certified).
 ///
+/// With `--state KEY`, a proof of one state item instead (a card's lots, a balance, a coupon,
+/// a statement summary …) against the tip's certified header (docs/AUDIT.md, "State proofs").
+///
 /// Example: plaza proof 3f1c0b…e9 --home ./hotpot -o record.plaza-proof
+/// Example: plaza proof --state coupon:5be1…07 --home ./hotpot
 #[derive(Args)]
 pub struct ProofArgs {
     /// The record id (64 hex digits).
-    pub record_id: String,
+    #[arg(required_unless_present = "state", conflicts_with = "state")]
+    pub record_id: Option<String>,
+    /// A state key: KIND:VALUE (merchant:<hex>, promoter:<id>, card:<hex>, referral:<hash>,
+    /// batch:<id>, coupon:<hash>, sale:<merchant hex>/<order>, item:<n>, proposal:<id>,
+    /// agreement:<id>, balance:<party>, stats:<party>, statement:<period>; a party is
+    /// merchant:<hex> or promoter:<id>) or TABLE/HEX (a table name or 1-16, the key's encoding).
+    #[arg(long)]
+    pub state: Option<String>,
     #[arg(long)]
     pub home: PathBuf,
     /// Where to write the proof (default: record-<first 16 hex digits>.plaza-proof).
@@ -390,8 +402,60 @@ fn await_descendant(awaited: &mut BTreeMap<Hash, u64>, height: u64, id: Hash, ce
     }
 }
 
+fn state_proof(args: ProofArgs, text: &str) -> CliResult {
+    let (table, key) = state_proof::parse_state_key(text).map_err(|e| CliError::new(format!("--state: {e}")))?;
+    let store = open_store(&args.home)?;
+    let state = state_proof::state_at_tip(&store).map_err(|e| CliError::verification(format!("the state at this store's tip: {e}")))?;
+    let proof = StateProof::build(&store, &state, table, &key)
+        .map_err(|e| CliError::verification(format!("building the state proof of {text}: {e}")))?
+        .ok_or_else(|| CliError::new(format!("table {} has no entry {text} at this store's tip", state_proof::table_name(table))))?;
+    let trusted: Vec<Hash> = match &proof.anchor {
+        Anchor::Genesis => Vec::new(),
+        Anchor::Checkpoint { header } => vec![header.id()],
+    };
+    let proven = proof.verify(&trusted).map_err(|f| CliError::verification(format!("the state proof built from this store does not verify: {f}")))?;
+    let output = args.output.unwrap_or_else(|| PathBuf::from(format!("state-{}-{}.plaza-proof", state_proof::table_name(table), &hex::encode(Hash::digest(&key).as_bytes())[..16])));
+    std::fs::write(&output, proof.to_bytes()).map_err(ctx(format!("writing {}", output.display())))?;
+    if args.json {
+        let mut value = proven_state_json(&proven);
+        value["file"] = json!(output.display().to_string());
+        print_json(&value);
+    } else {
+        println!("wrote the proof of {} entry {} (state of block {} at height {}) to {}", state_proof::table_name(table), proven.key_text, proven.block, proven.height, output.display());
+        println!("value: {}", proven.value_text);
+        if let Some((h, cid)) = proven.checkpoint {
+            println!("it rests on checkpoint block {cid} at height {h}: verify-proof needs --trust {cid}");
+        }
+    }
+    Ok(())
+}
+
+fn proven_state_json(p: &ProvenState) -> Value {
+    json!({
+        "ok": true,
+        "kind": "state",
+        "alliance": p.alliance.to_string(),
+        "height": p.height,
+        "block": p.block.to_string(),
+        "table": state_proof::table_name(p.table),
+        "key": hex::encode(&p.key),
+        "value": hex::encode(&p.value),
+        "key_text": p.key_text,
+        "value_text": p.value_text,
+        "finalized_through": p.finalized_through.map(|(h, id)| json!({"height": h, "block": id.to_string()})),
+        "anchor": match p.checkpoint {
+            None => json!("genesis"),
+            Some((h, id)) => json!({"checkpoint_height": h, "checkpoint_block": id.to_string()}),
+        },
+    })
+}
+
 pub fn proof(args: ProofArgs) -> CliResult {
-    let id = Hash::from_hex(&args.record_id).map_err(|e| CliError::new(format!("record id: {e}")))?;
+    if let Some(text) = args.state.clone() {
+        return state_proof(args, &text);
+    }
+    let record_id = args.record_id.clone().unwrap_or_default();
+    let id = Hash::from_hex(&record_id).map_err(|e| CliError::new(format!("record id: {e}")))?;
     let store = open_store(&args.home)?;
     let proof = RecordProof::from_store(&store, &id)
         .map_err(|e| CliError::verification(format!("building the proof of record {id}: {e}")))?
@@ -440,13 +504,17 @@ fn proven_json(p: &ProvenRecord) -> Value {
 pub fn verify_proof(args: VerifyProofArgs) -> CliResult {
     let bytes = std::fs::read(&args.file).map_err(ctx(format!("reading {}", args.file.display())))?;
     // The hex form is twice as long, plus a few facts around it.
-    let limit = if looks_like_json(&bytes) { 2 * PROOF_BYTES_MAX + 64 * 1024 } else { PROOF_BYTES_MAX };
+    let max = PROOF_BYTES_MAX.max(state_proof::PROOF_BYTES_MAX);
+    let limit = if looks_like_json(&bytes) { 2 * max + 64 * 1024 } else { max };
     if bytes.len() > limit {
-        return Err(CliError::new(format!("{} is {} bytes; a proof is at most {PROOF_BYTES_MAX}", args.file.display(), bytes.len())));
+        return Err(CliError::new(format!("{} is {} bytes; a proof is at most {max}", args.file.display(), bytes.len())));
     }
     let bytes = if looks_like_json(&bytes) { proof_from_json(&args.file, &bytes)? } else { bytes };
-    let proof = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).map_err(|e| CliError::verification(format!("{} is not a valid proof: {e}", args.file.display())))?;
     let trusted = args.trust.iter().map(|t| Hash::from_hex(t).map_err(|e| CliError::new(format!("--trust {t}: {e}")))).collect::<Result<Vec<_>, _>>()?;
+    if bytes.starts_with(state_proof::MAGIC) {
+        return verify_state_proof(&args, &bytes, &trusted);
+    }
+    let proof = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).map_err(|e| CliError::verification(format!("{} is not a valid proof: {e}", args.file.display())))?;
     if let Some(expected) = &args.alliance {
         let expected = Hash::from_hex(expected).map_err(|e| CliError::new(format!("--alliance: {e}")))?;
         let found = proof.genesis.alliance_id();
@@ -477,6 +545,38 @@ pub fn verify_proof(args: VerifyProofArgs) -> CliResult {
     Ok(())
 }
 
+fn verify_state_proof(args: &VerifyProofArgs, bytes: &[u8], trusted: &[Hash]) -> CliResult {
+    let proof = StateProof::from_bytes(bytes, state_proof::PROOF_BYTES_MAX)
+        .map_err(|e| CliError::verification(format!("{} is not a valid state proof: {e}", args.file.display())))?;
+    if let Some(expected) = &args.alliance {
+        let expected = Hash::from_hex(expected).map_err(|e| CliError::new(format!("--alliance: {e}")))?;
+        let found = proof.genesis.alliance_id();
+        if found != expected {
+            return Err(CliError::verification(format!("the proof is for alliance {found}, expected {expected}")));
+        }
+    }
+    let proven = proof.verify(trusted).map_err(|f| {
+        if args.json {
+            print_json(&json!({ "ok": false, "failure": failure_json(&f) }));
+        }
+        CliError::verification(f.to_string())
+    })?;
+    if args.json {
+        print_json(&proven_state_json(&proven));
+    } else {
+        println!("OK: {} entry {} is in the state after final block {} at height {}", state_proof::table_name(proven.table), proven.key_text, proven.block, proven.height);
+        println!("value: {}", proven.value_text);
+        if let Some((h, block)) = proven.finalized_through {
+            println!("final through the certificate of its descendant {block} at height {h}");
+        }
+        match proven.checkpoint {
+            None => println!("validator set: the genesis set of alliance {}", proven.alliance),
+            Some((h, id)) => println!("validator set: as certified at trusted checkpoint {id} (height {h}) of alliance {}", proven.alliance),
+        }
+    }
+    Ok(())
+}
+
 /// A proof saved from `GET /v1/proofs/{id}` is a JSON object (the binary form starts with
 /// the magic "PLAZA-PROOF").
 fn looks_like_json(bytes: &[u8]) -> bool {
@@ -492,8 +592,9 @@ fn proof_from_json(file: &Path, bytes: &[u8]) -> Result<Vec<u8>, CliError> {
         .and_then(Value::as_str)
         .ok_or_else(|| bad("a JSON object without a \"proof\" string (the form GET /v1/proofs/{id} returns)".into()))?;
     let proof = hex::decode(hex_text).map_err(|e| bad(format!("its \"proof\" field is not hex ({e})")))?;
-    if proof.len() > PROOF_BYTES_MAX {
-        return Err(CliError::new(format!("{} holds a proof of {} bytes; a proof is at most {PROOF_BYTES_MAX}", file.display(), proof.len())));
+    let max = PROOF_BYTES_MAX.max(state_proof::PROOF_BYTES_MAX);
+    if proof.len() > max {
+        return Err(CliError::new(format!("{} holds a proof of {} bytes; a proof is at most {max}", file.display(), proof.len())));
     }
     Ok(proof)
 }

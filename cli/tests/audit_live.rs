@@ -105,6 +105,23 @@ fn the_auditor_tools_run_beside_a_live_node() {
     let settled = json_of(ok(&plaza(&["settle", "--home", home_arg, "--period", "0", "--json"])));
     assert_eq!(settled["matches_stored"], true, "{settled}");
 
+    // A state item (period 0's statement summary), proven from the store and from the API,
+    // both checked offline; a flipped byte fails.
+    let state_file = file("statement.plaza-proof");
+    ok(&plaza(&["proof", "--state", "statement:0", "--home", home_arg, "-o", &state_file]));
+    let proven = json_of(ok(&plaza(&["verify-proof", &state_file, "--json"])));
+    assert_eq!((proven["kind"].as_str(), proven["table"].as_str()), (Some("state"), Some("statements")), "{proven}");
+    let answer = client.get("/v1/proofs/state/statement/0").expect("state proof").ok_json().expect("state proof json");
+    let from_api = file("statement.json");
+    std::fs::write(&from_api, answer.to_string()).expect("write");
+    let proven = json_of(ok(&plaza(&["verify-proof", &from_api, "--json"])));
+    assert_eq!(proven["key"].as_str(), Some("0000000000000000"), "{proven}");
+    let mut bytes = std::fs::read(&state_file).expect("read");
+    let last = bytes.len() - 40;
+    bytes[last] ^= 1;
+    std::fs::write(&state_file, &bytes).expect("write");
+    assert_eq!(plaza(&["verify-proof", &state_file]).status.code(), Some(3), "a flipped byte of the roots fails");
+
     // The node has gone on: the partial export withholds its tail, by the node's own checkpoint.
     wait_until("the node passes the partial export", Duration::from_secs(60), || height(&net) > part_tip);
     let out = plaza(&["verify", "--export", &part, "--against", &api, "--json"]);

@@ -112,6 +112,14 @@ impl Writer {
         let len = u32::try_from(self.bytes.len() - at - 4).expect("encoded byte strings are bounded far below 4 GiB");
         self.bytes[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
+    /// The bytes written so far, as a slice.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// Forgets what was written, keeping the buffer's capacity.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+    }
     /// The bytes written so far.
     pub fn len(&self) -> usize {
         self.bytes.len()

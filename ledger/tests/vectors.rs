@@ -19,6 +19,7 @@ use plaza_ledger::audit::{verify_chain, BlockEntry, VerifyOptions};
 use plaza_ledger::codec::Encode;
 use plaza_ledger::keys::{PublicKey, Signature};
 use plaza_ledger::policy::DAY_MS;
+use plaza_ledger::record::Party;
 use plaza_ledger::Keypair;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -238,6 +239,31 @@ fn chain_summary(b: &ChainBuilder, blocks: &[BlockEntry]) -> Value {
         "genesis_bytes": b.genesis().to_bytes().len(),
         "blocks": blocks.iter().map(block_json).collect::<Vec<_>>(),
         "tip": { "height": blocks.len(), "id": blocks.last().map(|e| e.block.block.id().to_string()), "state_root": blocks.last().map(|e| e.block.block.header.state_root.to_string()) },
+        "tip_state": tip_state(b),
+    })
+}
+
+/// The state after the tip (docs/FORMAT.md, "State root"): the 18 hashes the state root is
+/// the hash of, and one balance entry with its slot and path, as a state proof carries them.
+fn tip_state(b: &ChainBuilder) -> Value {
+    let state = b.state();
+    let roots = state.roots();
+    let party = Party::Merchant(b.member(1));
+    let item = state.prove(14, &party.to_bytes()).expect("a key of the balances table").expect("the member has a balance");
+    json!({
+        "about": "state_root = H(\"plaza/state-root/v2\\0\" ‖ globals ‖ seen ‖ tables[0..16]); the balance of member 1: leaf = H(0x00 ‖ key ‖ value), its path to tables[13] (RFC 9162, bottom-up)",
+        "state_root": state.state_root().to_string(),
+        "globals": roots.globals.to_string(),
+        "seen": roots.seen.to_string(),
+        "tables": roots.tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        "balance_item": {
+            "table": 14,
+            "key": hex::encode(&item.key),
+            "value": hex::encode(&item.value),
+            "slot": item.path.index,
+            "tree_size": item.path.tree_size,
+            "path": item.path.path.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        },
     })
 }
 

@@ -78,6 +78,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/records/{id}", get(record_status))
         .route("/v1/sales/base", post(crate::sale_base::handler))
         .route("/v1/proofs/{id}", get(proof))
+        .route("/v1/proofs/state/{table}/{key}", get(state_proof))
         .route("/v1/checkpoint", get(checkpoint))
         .route("/v1/blocks", get(blocks))
         .route("/v1/blocks/{height}", get(block))
@@ -365,6 +366,47 @@ async fn proof(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
         "proof": hex::encode(plaza_ledger::codec::Encode::to_bytes(&proof)),
         "note": "`proof` is the self-contained proof `plaza proof` writes, in hex; save this JSON and check it offline with `plaza verify-proof FILE`",
     })))
+}
+
+/// A state item's proof against the current tip (docs/AUDIT.md, "State proofs"): `{table}`
+/// is a kind (`card`, `coupon`, `balance`, … with `{key}` as text) or a table name or tag
+/// (with `{key}` the key's encoding in hex).
+async fn state_proof(AxumState(shared): S, Path((table, key)): Path<(String, String)>) -> ApiResult {
+    use plaza_ledger::audit::state_proof::{parse_state_key, table_name, table_tag, StateProof, VERSION};
+    let text = if table_tag(&table).is_some() { format!("{table}/{key}") } else { format!("{table}:{key}") };
+    let (tag, key) = parse_state_key(&text).map_err(|e| ApiError::bad("bad-state-key", e))?;
+    let (item, set) = {
+        let state = shared.state();
+        let item = state.prove(tag, &key).map_err(|e| ApiError::bad("bad-state-key", format!("not a key of table {}: {e}", table_name(tag))))?;
+        (item, state.validator_set().clone())
+    };
+    let item = item.ok_or_else(|| ApiError::not_found(format!("table {} has no entry {text}", table_name(tag))))?;
+    let store = shared.store.clone();
+    let proof = tokio::task::spawn_blocking(move || StateProof::certify(&*store, item, &set))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::internal)?;
+    let proven = proof.verify(&proof_trust(&proof.anchor)).map_err(|f| ApiError::internal(f.to_string()))?;
+    Ok(axum::Json(json!({
+        "table": table_name(tag),
+        "key": hex::encode(&proven.key),
+        "value": hex::encode(&proven.value),
+        "key_text": proven.key_text,
+        "value_text": proven.value_text,
+        "height": proven.height,
+        "block": proven.block.to_hex(),
+        "state_root": proof.header.state_root.to_hex(),
+        "proof_version": VERSION,
+        "proof": hex::encode(plaza_ledger::codec::Encode::to_bytes(&proof)),
+        "note": "`proof` is the self-contained state proof `plaza proof --state` writes, in hex; save this JSON and check it offline with `plaza verify-proof FILE`",
+    })))
+}
+
+fn proof_trust(anchor: &plaza_ledger::audit::proof::Anchor) -> Vec<Hash> {
+    match anchor {
+        plaza_ledger::audit::proof::Anchor::Genesis => Vec::new(),
+        plaza_ledger::audit::proof::Anchor::Checkpoint { header } => vec![header.id()],
+    }
 }
 
 /// The signed checkpoint (ledger `audit::tip`): the latest finalized block whose certificate

@@ -26,6 +26,7 @@
 pub mod chain;
 pub mod export;
 pub mod proof;
+pub mod state_proof;
 pub mod tip;
 pub mod verify;
 

@@ -162,52 +162,8 @@ impl RecordProof {
         let block = read(height)?;
         let receipts = store.block_receipts(&block).map_err(|e| e.to_string())?;
         let header = block.block.header.clone();
-        // The headers up to the block the certificate finalizes.
-        let target = block.certificate.target;
-        let mut descendants = Vec::new();
-        if target.block != header.id() {
-            let tip = store.tip_height().map_err(|e| e.to_string())?;
-            let mut h = height;
-            loop {
-                h += 1;
-                if h > tip || h - height > DESCENDANT_DISTANCE_MAX {
-                    return Err(format!(
-                        "block {height}'s certificate finalizes block {} (view {}), not found within {DESCENDANT_DISTANCE_MAX} blocks above it up to the tip {tip}",
-                        target.block, target.view
-                    ));
-                }
-                let child = read(h)?.block.header;
-                let found = child.id() == target.block;
-                descendants.push(child);
-                if found {
-                    break;
-                }
-            }
-        }
-        let set_hash = header.validator_set_hash;
-        let (validators, anchor) = if genesis.validators.hash() == set_hash {
-            (genesis.validators.clone(), Anchor::Genesis)
-        } else {
-            let mut state = State::from_genesis(&genesis);
-            for h in 1..height {
-                let b = read(h)?;
-                state.apply_block(b.block.header.time_ms, &b.block.records).map_err(|e| format!("block {h} does not re-execute: {e}"))?;
-            }
-            let set = state.validator_set().clone();
-            if set.hash() != set_hash {
-                return Err(format!("block {height} names validator set {set_hash}, re-execution gives {}", set.hash()));
-            }
-            // The first block this set certified: the one a full verification reports.
-            let mut first = header.clone();
-            for h in (1..height).rev() {
-                let b = read(h)?.block.header;
-                if b.validator_set_hash != set_hash {
-                    break;
-                }
-                first = b;
-            }
-            (set, Anchor::Checkpoint { header: first })
-        };
+        let descendants = descendants_in_store(store, &block)?;
+        let (validators, anchor) = validators_in_store(store, &genesis, &header, None)?;
         let entry = BlockEntry { block, receipts, statement: None };
         RecordProof::build_through(&genesis, anchor, validators, &entry, location.index as usize, descendants).map(Some)
     }
@@ -251,42 +207,123 @@ impl RecordProof {
         let certified = check_descendants(&self.header, &self.descendants)?;
         check_finalizes(certified, &alliance, &self.certificate, &self.validators, h)?;
         let finalized_through = (!self.descendants.is_empty()).then(|| (certified.height, certified.id()));
-        let checkpoint = match &self.anchor {
-            Anchor::Genesis => {
-                if self.validators != self.genesis.validators {
-                    return fail(Check::ValidatorSet, "anchor", format!("the genesis validator set {}", self.genesis.validators.hash()), format!("set {}", self.validators.hash()));
-                }
-                None
-            }
-            Anchor::Checkpoint { header } => {
-                let cid = header.id();
-                if !trusted.contains(&cid) {
-                    return fail(
-                        Check::Start,
-                        "anchor",
-                        "a checkpoint block you trust (pass its id with --trust)".into(),
-                        format!("checkpoint block {cid} at height {}, not trusted", header.height),
-                    );
-                }
-                if header.validator_set_hash != self.header.validator_set_hash || header.height > h {
-                    return fail(
-                        Check::ValidatorSet,
-                        "anchor",
-                        format!("a checkpoint at or below height {h} certified by set {}", self.header.validator_set_hash),
-                        format!("height {} certified by set {}", header.height, header.validator_set_hash),
-                    );
-                }
-                Some((header.height, cid))
-            }
-        };
+        let checkpoint = check_anchor(&self.anchor, &self.genesis, &self.validators, &self.header, trusted)?;
         Ok(ProvenRecord { alliance, height: h, block, index: self.record_path.index, record: id, receipt: self.receipt, checkpoint, finalized_through })
     }
+}
+
+/// Why the set is to be believed (step 5 of the record proof's rule): it is the genesis set,
+/// or it certified a checkpoint block the auditor trusts, at or below `header`. Returns the
+/// checkpoint (height, id), if any.
+pub(crate) fn check_anchor(anchor: &Anchor, genesis: &Genesis, validators: &ValidatorSet, header: &BlockHeader, trusted: &[Hash]) -> Result<Option<(u64, Hash)>, Failure> {
+    let h = header.height;
+    let fail = |check: Check, item: &str, expected: String, found: String| Err(Failure::at(check, h, item.to_owned(), expected, found));
+    match anchor {
+        Anchor::Genesis => {
+            if *validators != genesis.validators {
+                return fail(Check::ValidatorSet, "anchor", format!("the genesis validator set {}", genesis.validators.hash()), format!("set {}", validators.hash()));
+            }
+            Ok(None)
+        }
+        Anchor::Checkpoint { header: checkpoint } => {
+            let cid = checkpoint.id();
+            if !trusted.contains(&cid) {
+                return fail(
+                    Check::Start,
+                    "anchor",
+                    "a checkpoint block you trust (pass its id with --trust)".into(),
+                    format!("checkpoint block {cid} at height {}, not trusted", checkpoint.height),
+                );
+            }
+            if checkpoint.validator_set_hash != header.validator_set_hash || checkpoint.height > h {
+                return fail(
+                    Check::ValidatorSet,
+                    "anchor",
+                    format!("a checkpoint at or below height {h} certified by set {}", header.validator_set_hash),
+                    format!("height {} certified by set {}", checkpoint.height, checkpoint.validator_set_hash),
+                );
+            }
+            Ok(Some((checkpoint.height, cid)))
+        }
+    }
+}
+
+/// The headers from `block`'s child up to the descendant its certificate finalizes (empty
+/// when the certificate is the block's own), read from the store.
+pub(crate) fn descendants_in_store<S: ChainStore + ?Sized>(store: &S, block: &crate::block::FinalizedBlock) -> Result<Vec<BlockHeader>, String> {
+    let header = &block.block.header;
+    let height = header.height;
+    let target = block.certificate.target;
+    let mut descendants = Vec::new();
+    if target.block == header.id() {
+        return Ok(descendants);
+    }
+    let tip = store.tip_height().map_err(|e| e.to_string())?;
+    let mut h = height;
+    loop {
+        h += 1;
+        if h > tip || h - height > DESCENDANT_DISTANCE_MAX {
+            return Err(format!(
+                "block {height}'s certificate finalizes block {} (view {}), not found within {DESCENDANT_DISTANCE_MAX} blocks above it up to the tip {tip}",
+                target.block, target.view
+            ));
+        }
+        let child = store.block(h).map_err(|e| e.to_string())?.ok_or_else(|| format!("block {h} is missing from the store"))?.block.header;
+        let found = child.id() == target.block;
+        descendants.push(child);
+        if found {
+            return Ok(descendants);
+        }
+    }
+}
+
+/// The set that certified `header` and why it is to be believed: the genesis set, or the set
+/// in force (`in_force`, when the caller holds the state before the block, else recomputed by
+/// re-execution) anchored at the first block it certified.
+pub(crate) fn validators_in_store<S: ChainStore + ?Sized>(
+    store: &S,
+    genesis: &Genesis,
+    header: &BlockHeader,
+    in_force: Option<&ValidatorSet>,
+) -> Result<(ValidatorSet, Anchor), String> {
+    let read = |h: u64| -> Result<crate::block::FinalizedBlock, String> {
+        store.block(h).map_err(|e| e.to_string())?.ok_or_else(|| format!("block {h} is missing from the store"))
+    };
+    let height = header.height;
+    let set_hash = header.validator_set_hash;
+    if genesis.validators.hash() == set_hash {
+        return Ok((genesis.validators.clone(), Anchor::Genesis));
+    }
+    let set = match in_force {
+        Some(set) if set.hash() == set_hash => set.clone(),
+        _ => {
+            let mut state = State::from_genesis(genesis);
+            for h in 1..height {
+                let b = read(h)?;
+                state.apply_block(b.block.header.time_ms, &b.block.records).map_err(|e| format!("block {h} does not re-execute: {e}"))?;
+            }
+            state.validator_set().clone()
+        }
+    };
+    if set.hash() != set_hash {
+        return Err(format!("block {height} names validator set {set_hash}, re-execution gives {}", set.hash()));
+    }
+    // The first block this set certified: the one a full verification reports.
+    let mut first = header.clone();
+    for h in (1..height).rev() {
+        let b = read(h)?.block.header;
+        if b.validator_set_hash != set_hash {
+            break;
+        }
+        first = b;
+    }
+    Ok((set, Anchor::Checkpoint { header: first }))
 }
 
 /// Follows the descendant headers from `header`: each the child of the one before (next
 /// height, parent = the previous id, a later view), all certified by the same set. Returns
 /// the header the certificate must finalize: the last descendant, or `header` itself.
-fn check_descendants<'a>(header: &'a BlockHeader, descendants: &'a [BlockHeader]) -> Result<&'a BlockHeader, Failure> {
+pub(crate) fn check_descendants<'a>(header: &'a BlockHeader, descendants: &'a [BlockHeader]) -> Result<&'a BlockHeader, Failure> {
     let mut previous = header;
     for (i, d) in descendants.iter().enumerate() {
         let at = |check: Check, expected: String, found: String| Err(Failure::at(check, d.height, format!("descendant header {i}"), expected, found));
@@ -317,7 +354,7 @@ fn check_descendants<'a>(header: &'a BlockHeader, descendants: &'a [BlockHeader]
 
 /// The certificate must finalize `certified` (its view, its id) and hold for `set`. `h` is the
 /// proven block's height, where a failure is reported.
-fn check_finalizes(certified: &BlockHeader, alliance: &Hash, cert: &Certificate, set: &ValidatorSet, h: u64) -> Result<(), Failure> {
+pub(crate) fn check_finalizes(certified: &BlockHeader, alliance: &Hash, cert: &Certificate, set: &ValidatorSet, h: u64) -> Result<(), Failure> {
     let id = certified.id();
     let t = cert.target;
     if t.kind != VoteKind::Finalize || t.block != id || t.view != certified.view {

@@ -12,7 +12,9 @@ use crate::record::Party;
 
 use super::accounts::{Accounts, PartyId};
 use super::statement::LineKind;
-use super::table::HASH_CHUNK_BYTES;
+use super::table::{leaf_of, NO_SLOT};
+use super::tree::{SlotTree, EMPTY};
+use crate::merkle::InclusionProof;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Item {
@@ -39,83 +41,115 @@ impl Item {
     }
 }
 
+/// Empty item slots a snapshot may hold (a period close compacts them; 2^26 is far more than
+/// a period creates and bounds what decoding allocates).
+const EMPTY_SLOTS_MAX: u64 = 1 << 26;
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Items {
-    map: BTreeMap<u64, Item>,
+    /// Each item with its slot in the tree (`NO_SLOT` until its block ends).
+    map: BTreeMap<u64, (Item, u64)>,
     /// Ids touched since the last root, with repeats.
     dirty: Vec<u64>,
+    tree: SlotTree,
 }
 
 impl Items {
     pub fn get(&self, id: &u64) -> Option<&Item> {
-        self.map.get(id)
+        self.map.get(id).map(|(item, _)| item)
     }
     /// Marks the item changed: call only when about to change it.
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut Item> {
-        let item = self.map.get_mut(id)?;
+        let (item, _) = self.map.get_mut(id)?;
         self.dirty.push(*id);
         Some(item)
     }
     pub fn insert(&mut self, id: u64, item: Item) {
         self.dirty.push(id);
-        self.map.insert(id, item);
+        let slot = self.map.get(&id).map_or(NO_SLOT, |(_, slot)| *slot);
+        self.map.insert(id, (item, slot));
     }
+    /// Removes the item; its slot (if it has one) becomes empty.
     pub fn remove(&mut self, id: &u64) -> Option<Item> {
-        let item = self.map.remove(id)?;
-        self.dirty.push(*id);
+        let (item, slot) = self.map.remove(id)?;
+        if slot != NO_SLOT {
+            self.tree.set(slot, EMPTY);
+        }
         Some(item)
     }
     pub fn len(&self) -> usize {
         self.map.len()
     }
     pub fn iter(&self) -> impl Iterator<Item = (&u64, &Item)> {
-        self.map.iter()
+        self.map.iter().map(|(id, (item, _))| (id, item))
     }
     pub fn last_id(&self) -> Option<u64> {
         self.map.keys().next_back().copied()
     }
 
-    /// Same bytes as `Table::hash_changes`: `tag ‖ u64 id ‖ (0 | 1 ‖ u32 len ‖ item)` for every
-    /// touched id, in id order.
-    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher, accounts: &Accounts) {
+    /// Writes the leaves of the touched items (new ones take the next slots, in id order),
+    /// compacts the tree when `compact` (a period closed) and it has empty slots, and returns
+    /// the table's root.
+    pub fn commit(&mut self, buffer: &mut Writer, accounts: &Accounts, compact: bool) -> Hash {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
-        let mut w = Writer::new();
-        for id in dirty {
-            // Hashed in pieces: a period close removes millions of items.
-            if w.len() >= HASH_CHUNK_BYTES {
-                hasher.update(&std::mem::take(&mut w).into_bytes());
-            }
-            w.u8(tag);
-            w.u64(id);
-            match self.map.get(&id) {
-                None => w.u8(0),
-                Some(item) => {
-                    w.u8(1);
-                    w.sized(|w| item.encode(w, accounts));
-                }
+        for id in &dirty {
+            let Some((item, slot)) = self.map.get_mut(id) else { continue };
+            let leaf = leaf_of(buffer, |w| {
+                w.u64(*id);
+                item.encode(w, accounts);
+            });
+            if *slot == NO_SLOT {
+                *slot = self.tree.push(leaf);
+            } else {
+                self.tree.set(*slot, leaf);
             }
         }
-        hasher.update(&w.into_bytes());
+        dirty.clear();
+        self.dirty = dirty;
+        if compact && self.tree.empty_slots() > 0 {
+            let moved = self.tree.compact();
+            for (_, slot) in self.map.values_mut() {
+                *slot = moved[*slot as usize];
+            }
+        }
+        self.tree.root()
     }
 
-    /// The snapshot encoding of the `items` table: `u32 n ‖ (u64 id ‖ item)×n`, by id.
+    /// The encoded key and value of item `id` and its leaf's path (committed tree).
+    pub fn prove(&self, id: u64, accounts: &Accounts) -> Option<(Vec<u8>, Vec<u8>, InclusionProof)> {
+        let (item, slot) = self.map.get(&id)?;
+        let path = self.tree.prove(*slot)?;
+        let mut w = Writer::new();
+        item.encode(&mut w, accounts);
+        Some((id.to_bytes(), w.into_bytes(), path))
+    }
+
+    /// The snapshot encoding of the `items` table: `u64 slots ‖ u32 n ‖ (u64 id ‖ item ‖ u64
+    /// slot)×n`, by id (slots ascend with ids).
     pub fn encode(&self, w: &mut Writer, accounts: &Accounts) {
+        debug_assert!(self.dirty.is_empty(), "a snapshot is taken between blocks");
+        w.u64(self.tree.len());
         w.u32(u32::try_from(self.map.len()).expect("fewer than 2^32 items"));
-        for (id, item) in &self.map {
+        for (id, (item, slot)) in &self.map {
             w.u64(*id);
             item.encode(w, accounts);
+            w.u64(*slot);
         }
     }
 }
 
 /// An item as decoded from a snapshot, before its parties are resolved (the `balances` table,
 /// which every item's parties are in, comes later in the snapshot).
-pub(crate) struct RawItems(Vec<(u64, Party, Party, Amount, LineKind, Hash, u64, bool)>);
+pub(crate) struct RawItems {
+    slots: u64,
+    items: Vec<(u64, Party, Party, Amount, LineKind, Hash, u64, bool, u64)>,
+}
 
 impl RawItems {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let slots = r.u64()?;
         let len = r.len("items", u32::MAX as usize)?;
         let mut raw = Vec::with_capacity(len.min(r.remaining() / 16));
         let mut last: Option<u64> = None;
@@ -134,18 +168,36 @@ impl RawItems {
                 Hash::decode(r)?,
                 r.u64()?,
                 r.bool("held")?,
+                r.u64()?,
             ));
         }
-        Ok(RawItems(raw))
+        // Slots ascend with ids and lie below the tree size.
+        let mut next = 0u64;
+        for item in &raw {
+            if item.8 < next || item.8 >= slots {
+                return Err(DecodeError::invalid("items", "slots must ascend with ids and lie below the slot count"));
+            }
+            next = item.8 + 1;
+        }
+        if slots - len as u64 > EMPTY_SLOTS_MAX {
+            return Err(DecodeError::invalid("items", "more empty slots than a period leaves"));
+        }
+        Ok(RawItems { slots, items: raw })
     }
 
     pub fn resolve(self, accounts: &Accounts) -> Result<Items, DecodeError> {
         let mut map = BTreeMap::new();
         let party = |p: &Party| accounts.id(p).ok_or_else(|| DecodeError::invalid("items", "an item's party has no balance"));
-        for (id, debtor, creditor, amount, kind, source, lock_at_ms, held) in self.0 {
+        let mut leaves = vec![EMPTY; self.slots as usize];
+        let mut buffer = Writer::new();
+        for (id, debtor, creditor, amount, kind, source, lock_at_ms, held, slot) in self.items {
             let item = Item { debtor: party(&debtor)?, creditor: party(&creditor)?, amount, kind, source, lock_at_ms, held };
-            map.insert(id, item);
+            leaves[slot as usize] = leaf_of(&mut buffer, |w| {
+                w.u64(id);
+                item.encode(w, accounts);
+            });
+            map.insert(id, (item, slot));
         }
-        Ok(Items { map, dirty: Vec::new() })
+        Ok(Items { map, dirty: Vec::new(), tree: SlotTree::from_leaves(leaves) })
     }
 }

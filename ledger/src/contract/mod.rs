@@ -13,7 +13,8 @@
 //!   period than the previous block's (the boundary is closed *before* the block's records
 //!   are applied); the new state root. On `Err` the state is unchanged. Records must already
 //!   have passed [`Record::check`]: signatures are not re-verified here.
-//! - [`State::state_root`] (O(1): the root is chained per block over the block's changes).
+//! - [`State::state_root`]: a commitment to the whole state (a Merkle tree per table, kept
+//!   up to date along the paths a block changed), and [`State::prove`] for one item of it.
 //! - `State: Encode + Decode` for snapshots ([`State::decode_snapshot`] checks a size limit).
 //! - [`State::validator_set`], [`State::alliance_id`], [`State::policy_at`].
 //! - Queries: [`State::merchant`], [`State::merchants`], [`State::promoters`], [`State::card`],
@@ -36,6 +37,7 @@ mod rules;
 mod sales;
 pub mod statement;
 mod table;
+mod tree;
 pub mod types;
 mod views;
 
@@ -69,14 +71,93 @@ use types::{
     ValidatorChange,
 };
 
+/// The snapshot encoding's version: 2 carries each entry's slot and the record ids in
+/// application order (1, before the whole-state root, is not read).
+pub const SNAPSHOT_VERSION: u8 = 2;
 /// The largest snapshot `decode_snapshot` accepts.
 pub const STATE_BYTES_MAX: usize = 1 << 34;
-/// Domain of the genesis state root.
-pub const GENESIS_ROOT_DOMAIN: &[u8] = b"plaza/state-root/genesis/v1\0";
-/// Domain of every later state root.
-pub const ROOT_DOMAIN: &[u8] = b"plaza/state-root/v1\0";
-/// Domain in front of a block's change digest.
-pub const CHANGES_DOMAIN: &[u8] = b"plaza/state-changes/v1\0";
+/// Domain of the state root.
+pub const ROOT_DOMAIN: &[u8] = b"plaza/state-root/v2\0";
+/// Domain of the globals' hash.
+pub const GLOBALS_DOMAIN: &[u8] = b"plaza/state-globals/v2\0";
+/// The state tables, by tag: the order of the table roots in the state root.
+pub const TABLES: [&str; 16] = [
+    "merchants",
+    "promoters",
+    "cards",
+    "referrals",
+    "batches",
+    "batch-names",
+    "coupons",
+    "sales",
+    "items",
+    "proposals",
+    "agreements",
+    "agreement-names",
+    "overrides",
+    "balances",
+    "referrer-stats",
+    "statements",
+];
+
+/// What the state root is the hash of (docs/FORMAT.md, "State root"):
+/// `root = H(ROOT_DOMAIN ‖ globals ‖ seen ‖ table root 1 ‖ … ‖ table root 16)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateRoots {
+    /// `H(GLOBALS_DOMAIN ‖ alliance ‖ i32 utc offset ‖ seq(category) ‖ G)`.
+    pub globals: Hash,
+    /// The record ids applied so far, folded in application order: `s = H(s ‖ id)` from zero.
+    pub seen: Hash,
+    /// The Merkle root of each table, by tag − 1.
+    pub tables: [Hash; 16],
+}
+
+impl StateRoots {
+    pub fn root(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(ROOT_DOMAIN);
+        h.update(self.globals.as_bytes());
+        h.update(self.seen.as_bytes());
+        for t in &self.tables {
+            h.update(t.as_bytes());
+        }
+        Hash(*h.finalize().as_bytes())
+    }
+}
+
+impl Encode for StateRoots {
+    fn encode(&self, w: &mut Writer) {
+        self.globals.encode(w);
+        self.seen.encode(w);
+        for t in &self.tables {
+            t.encode(w);
+        }
+    }
+}
+impl Decode for StateRoots {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let globals = Hash::decode(r)?;
+        let seen = Hash::decode(r)?;
+        let mut tables = [Hash::ZERO; 16];
+        for t in &mut tables {
+            *t = Hash::decode(r)?;
+        }
+        Ok(StateRoots { globals, seen, tables })
+    }
+}
+
+/// One state item with the path of its leaf to its table's root, and the roots that make the
+/// state root (docs/FORMAT.md, "State proof").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateItem {
+    /// The table's tag, 1 … 16.
+    pub table: u8,
+    /// The key's and the value's encodings (the table's, docs/FORMAT.md "State tables").
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub path: crate::merkle::InclusionProof,
+    pub roots: StateRoots,
+}
 /// Records in one block (the block format's bound, checked again here).
 pub const RECORDS_PER_BLOCK_MAX: usize = crate::block::RECORDS_PER_BLOCK_MAX;
 /// Policy versions kept.
@@ -174,6 +255,7 @@ pub struct State {
     held: BTreeSet<Party>,
     carry: Vec<Carry>,
     root: Hash,
+    roots: StateRoots,
 
     merchants: Table<PublicKey, Merchant>,
     promoters: Table<PromoterId, Promoter>,
@@ -191,8 +273,10 @@ pub struct State {
     balances: Accounts,
     referrer_stats: Table<Party, ReferrerStats>,
     statements: Table<u64, StatementSummary>,
-    /// Every record id ever ordered (membership only; encoded sorted).
+    /// Every record id ever ordered (membership only).
     seen: SeenIds,
+    /// The same ids in application order (the snapshot's and the root's order).
+    seen_order: Vec<Hash>,
 
     // Derived from `items`, rebuilt on decode, never encoded.
     lock_queue: BTreeSet<(u64, u64)>,
@@ -274,6 +358,7 @@ impl State {
             held: BTreeSet::new(),
             carry: Vec::new(),
             root: Hash::ZERO,
+            roots: StateRoots::default(),
             merchants,
             promoters: Table::new(),
             cards: Table::new(),
@@ -291,6 +376,7 @@ impl State {
             referrer_stats: Table::new(),
             statements: Table::new(),
             seen: SeenIds::default(),
+            seen_order: Vec::new(),
             lock_queue: BTreeSet::new(),
             held_items: BTreeSet::new(),
             block_seen: Vec::new(),
@@ -299,9 +385,7 @@ impl State {
         for p in &genesis.promoters {
             state.promoters.insert(p.id.clone(), Promoter { name: p.name.clone(), upstream: p.upstream.clone() });
         }
-        state.merchants.clear_changes();
-        state.promoters.clear_changes();
-        state.root = Hash::digest_parts(&[GENESIS_ROOT_DOMAIN, &state.to_bytes()]);
+        state.commit_root(false);
         state
     }
 
@@ -343,7 +427,7 @@ impl State {
         for record in records {
             receipts.push(self.apply_record(block_time_ms, record));
         }
-        let state_root = self.commit_root(block_time_ms);
+        let state_root = self.commit_root(statement.is_some());
         Ok(BlockOutcome { receipts, statement, state_root })
     }
 
@@ -528,14 +612,17 @@ impl State {
         let later = self.lock_queue.split_off(&(end, 0));
         let due = std::mem::replace(&mut self.lock_queue, later);
         for (_, id) in due {
-            let Some(mut item) = self.items.remove(&id) else { continue };
-            if on_hold[item.creditor as usize] {
-                // Stays pending, on hold (the root sees the item changed, as for an edit).
-                item.held = true;
-                self.held_items.insert((item.creditor, id));
-                self.items.insert(id, item);
+            let Some(creditor) = self.items.get(&id).map(|item| item.creditor) else { continue };
+            if on_hold[creditor as usize] {
+                // Stays pending, on hold (the root sees the item changed, as for an edit), in
+                // its slot.
+                if let Some(item) = self.items.get_mut(&id) {
+                    item.held = true;
+                }
+                self.held_items.insert((creditor, id));
                 continue;
             }
+            let Some(item) = self.items.remove(&id) else { continue };
             let cents = u128::from(item.amount.cents());
             builder.add(item.debtor, item.creditor, item.kind, cents, item.source);
             self.balances.balance_mut(item.creditor).pending_in -= cents;
@@ -623,37 +710,83 @@ impl State {
         w.seq(&self.carry);
     }
 
-    /// root = H(ROOT_DOMAIN ‖ previous root ‖ block time ‖ H(CHANGES_DOMAIN ‖ changes)).
-    fn commit_root(&mut self, block_ms: u64) -> Hash {
-        let mut h = blake3::Hasher::new();
-        h.update(CHANGES_DOMAIN);
+    /// Brings every table's tree up to date along the paths this block changed (a block that
+    /// closed a period also compacts the items' tree), folds the block's new record ids into
+    /// the seen digest, and returns the new root.
+    fn commit_root(&mut self, closed_period: bool) -> Hash {
+        let mut buffer = Writer::new();
         let mut globals = Writer::new();
+        globals.raw(GLOBALS_DOMAIN);
+        self.alliance.encode(&mut globals);
+        globals.i32(self.utc_offset_minutes);
+        globals.seq(&self.categories);
         self.encode_globals(&mut globals);
-        h.update(&globals.into_bytes());
-        self.merchants.hash_changes(1, &mut h);
-        self.promoters.hash_changes(2, &mut h);
-        self.cards.hash_changes(3, &mut h);
-        self.referrals.hash_changes(4, &mut h);
-        self.batches.hash_changes(5, &mut h);
-        self.batch_names.hash_changes(6, &mut h);
-        self.coupons.hash_changes(7, &mut h);
-        self.sales.hash_changes(8, &mut h, &self.balances);
-        self.items.hash_changes(9, &mut h, &self.balances);
-        self.proposals.hash_changes(10, &mut h);
-        self.agreements.hash_changes(11, &mut h);
-        self.agreement_names.hash_changes(12, &mut h);
-        self.overrides.hash_changes(13, &mut h);
-        self.balances.hash_changes(14, &mut h);
-        self.referrer_stats.hash_changes(15, &mut h);
-        self.statements.hash_changes(16, &mut h);
-        let mut seen = Writer::new();
-        seen.u8(17);
-        seen.seq(&self.block_seen);
-        self.block_seen.clear();
-        h.update(&seen.into_bytes());
-        let changes = Hash(*h.finalize().as_bytes());
-        self.root = Hash::digest_parts(&[ROOT_DOMAIN, self.root.as_bytes(), &block_ms.to_be_bytes(), changes.as_bytes()]);
+        let mut seen = self.roots.seen;
+        for id in self.block_seen.drain(..) {
+            seen = Hash::digest_parts(&[seen.as_bytes(), id.as_bytes()]);
+            self.seen_order.push(id);
+        }
+        self.roots = StateRoots {
+            globals: Hash::digest(globals.as_slice()),
+            seen,
+            tables: [
+                self.merchants.commit(&mut buffer),
+                self.promoters.commit(&mut buffer),
+                self.cards.commit(&mut buffer),
+                self.referrals.commit(&mut buffer),
+                self.batches.commit(&mut buffer),
+                self.batch_names.commit(&mut buffer),
+                self.coupons.commit(&mut buffer),
+                self.sales.commit(&mut buffer, &self.balances),
+                self.items.commit(&mut buffer, &self.balances, closed_period),
+                self.proposals.commit(&mut buffer),
+                self.agreements.commit(&mut buffer),
+                self.agreement_names.commit(&mut buffer),
+                self.overrides.commit(&mut buffer),
+                self.balances.commit(&mut buffer),
+                self.referrer_stats.commit(&mut buffer),
+                self.statements.commit(&mut buffer),
+            ],
+        };
+        self.root = self.roots.root();
         self.root
+    }
+
+    /// The roots the state root is the hash of.
+    pub fn roots(&self) -> &StateRoots {
+        &self.roots
+    }
+
+    /// The item of table `table` (tag 1 … 16) under the encoded key `key`, with its path to
+    /// the table root. `Err` when the key does not decode as the table's key type, `Ok(None)`
+    /// when the table has no such key.
+    pub fn prove(&self, table: u8, key: &[u8]) -> Result<Option<StateItem>, DecodeError> {
+        fn k<K: Decode>(key: &[u8]) -> Result<K, DecodeError> {
+            K::from_bytes(key, key.len())
+        }
+        let found = match table {
+            1 => self.merchants.prove(&k(key)?),
+            2 => self.promoters.prove(&k(key)?),
+            3 => self.cards.prove(&k(key)?),
+            4 => self.referrals.prove(&k(key)?),
+            5 => self.batches.prove(&k(key)?),
+            6 => self.batch_names.prove(&k(key)?),
+            7 => self.coupons.prove(&k(key)?),
+            8 => {
+                let named: NamedKey = k(key)?;
+                self.sales.prove(&named.merchant, &sales::OrderId::new(&named.name), &self.balances)
+            }
+            9 => self.items.prove(k(key)?, &self.balances),
+            10 => self.proposals.prove(&k(key)?),
+            11 => self.agreements.prove(&k(key)?),
+            12 => self.agreement_names.prove(&k(key)?),
+            13 => self.overrides.prove(&k(key)?),
+            14 => self.balances.prove(&k(key)?),
+            15 => self.referrer_stats.prove(&k(key)?),
+            16 => self.statements.prove(&k(key)?),
+            _ => return Err(DecodeError::invalid("state key", "tables are numbered 1 to 16")),
+        };
+        Ok(found.map(|(key, value, path)| StateItem { table, key, value, path, roots: self.roots }))
     }
 
     // ----- queries -----
@@ -745,12 +878,11 @@ impl State {
 impl Encode for State {
     fn encode(&self, w: &mut Writer) {
         w.raw(b"PLZS");
-        w.u8(1);
+        w.u8(SNAPSHOT_VERSION);
         self.alliance.encode(w);
         w.i32(self.utc_offset_minutes);
         w.seq(&self.categories);
         self.encode_globals(w);
-        self.root.encode(w);
         self.merchants.encode(w);
         self.promoters.encode(w);
         self.cards.encode(w);
@@ -767,9 +899,7 @@ impl Encode for State {
         self.balances.encode(w);
         self.referrer_stats.encode(w);
         self.statements.encode(w);
-        let mut seen: Vec<Hash> = self.seen.iter().copied().collect();
-        seen.sort_unstable();
-        w.seq(&seen);
+        w.seq(&self.seen_order);
     }
 }
 
@@ -778,8 +908,9 @@ impl Decode for State {
         if r.take(4)? != b"PLZS" {
             return Err(DecodeError::invalid("state", "not a Plaza state snapshot"));
         }
-        if r.u8()? != 1 {
-            return Err(DecodeError::invalid("state", "unknown snapshot version"));
+        let version = r.u8()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(DecodeError::invalid("state", format!("snapshot version {version}, this plaza reads version {SNAPSHOT_VERSION} (a store or export written before the whole-state root: export it again from genesis)")));
         }
         let alliance = Hash::decode(r)?;
         let utc_offset_minutes = r.i32()?;
@@ -805,7 +936,6 @@ impl Decode for State {
             return Err(DecodeError::invalid("state", "held parties must be sorted"));
         }
         let carry = r.seq("carry", types::LIST_MAX)?;
-        let root = Hash::decode(r)?;
         let merchants = Table::decode_table(r, "merchants")?;
         let promoters = Table::decode_table(r, "promoters")?;
         let cards = Table::decode_table(r, "cards")?;
@@ -837,7 +967,8 @@ impl Decode for State {
             validator_changes,
             held: held_list.into_iter().collect(),
             carry,
-            root,
+            root: Hash::ZERO,
+            roots: StateRoots::default(),
             merchants,
             promoters,
             cards,
@@ -855,15 +986,20 @@ impl Decode for State {
             referrer_stats: Table::decode_table(r, "referrer stats")?,
             statements: Table::decode_table(r, "statements")?,
             seen: SeenIds::default(),
+            seen_order: Vec::new(),
             lock_queue: BTreeSet::new(),
             held_items: BTreeSet::new(),
             block_seen: Vec::new(),
         };
         let seen: Vec<Hash> = r.seq("seen records", u32::MAX as usize)?;
-        if seen.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(DecodeError::invalid("state", "record ids must be sorted"));
+        state.seen.reserve(seen.len());
+        for id in &seen {
+            if !state.seen.insert(*id) {
+                return Err(DecodeError::invalid("state", "a record id listed twice"));
+            }
         }
-        state.seen = seen.into_iter().collect();
+        // The fold of the ids before this snapshot: `commit_root` below folds `block_seen`.
+        state.block_seen = seen;
         if period_start_ms >= period_end_ms || state.items.last_id().is_some_and(|last| last >= next_item) {
             return Err(DecodeError::invalid("state", "inconsistent period or item counter"));
         }
@@ -874,8 +1010,47 @@ impl Decode for State {
                 state.lock_queue.insert((item.lock_at_ms, *id));
             }
         }
+        // The trees were rebuilt from the entries; the root follows from them.
+        state.commit_root(false);
         Ok(state)
     }
+}
+
+/// Decodes one state entry of table `table` (its key and value encodings, docs/FORMAT.md
+/// "State tables") and describes both as text; `Err` unless both decode exactly.
+pub fn describe_state_item(table: u8, key: &[u8], value: &[u8]) -> Result<(String, String), DecodeError> {
+    fn d<T: Decode + std::fmt::Debug>(bytes: &[u8]) -> Result<String, DecodeError> {
+        T::from_bytes(bytes, bytes.len()).map(|v| format!("{v:?}"))
+    }
+    fn raw<T>(bytes: &[u8], read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>) -> Result<T, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let v = read(&mut r)?;
+        r.finish()?;
+        Ok(v)
+    }
+    Ok(match table {
+        1 => (d::<PublicKey>(key)?, d::<Merchant>(value)?),
+        2 => (d::<PromoterId>(key)?, d::<Promoter>(value)?),
+        3 => (d::<CardId>(key)?, d::<types::Card>(value)?),
+        4 => (d::<Hash>(key)?, d::<Referral>(value)?),
+        5 => (d::<Hash>(key)?, d::<Batch>(value)?),
+        6 | 12 => (d::<NamedKey>(key)?, d::<HashValue>(value)?),
+        7 => (d::<Hash>(key)?, d::<Coupon>(value)?),
+        8 => (d::<NamedKey>(key)?, format!("{:?}", raw(value, types::Sale::decode_raw)?)),
+        9 => {
+            let item = raw(value, |r| {
+                Ok((Party::decode(r)?, Party::decode(r)?, Amount::decode(r)?, LineKind::decode(r)?, Hash::decode(r)?, r.u64()?, r.bool("held")?))
+            })?;
+            (d::<u64>(key)?, format!("{item:?}"))
+        }
+        10 => (d::<Hash>(key)?, d::<Proposal>(value)?),
+        11 => (d::<Hash>(key)?, d::<Agreement>(value)?),
+        13 => (d::<(PublicKey, PublicKey)>(key)?, d::<HashValue>(value)?),
+        14 => (d::<Party>(key)?, d::<Balance>(value)?),
+        15 => (d::<Party>(key)?, d::<ReferrerStats>(value)?),
+        16 => (d::<u64>(key)?, d::<StatementSummary>(value)?),
+        _ => return Err(DecodeError::invalid("state key", "tables are numbered 1 to 16")),
+    })
 }
 
 /// `plaza settle`: replays blocks from genesis and returns the statement of `period` (or, with

@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
 use super::accounts::Accounts;
-use super::table::HASH_CHUNK_BYTES;
+use super::table::{leaf_of, NO_SLOT};
+use super::tree::SlotTree;
+use crate::hash::Hash;
+use crate::merkle::InclusionProof;
 use crate::keys::PublicKey;
 
 use super::types::{NamedKey, RawSaleParties, Sale};
@@ -83,15 +86,17 @@ impl Ord for OrderId {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Sales {
-    map: BTreeMap<PublicKey, BTreeMap<OrderId, Box<Sale>>>,
+    /// Each sale with its slot in the tree (`NO_SLOT` until its block ends).
+    map: BTreeMap<PublicKey, BTreeMap<OrderId, (Box<Sale>, u64)>>,
     len: usize,
     /// (seller, order id) touched since the last root, with repeats.
     dirty: Vec<(PublicKey, OrderId)>,
+    tree: SlotTree,
 }
 
 impl Sales {
     pub fn get(&self, seller: &PublicKey, order: &OrderId) -> Option<&Sale> {
-        self.map.get(seller)?.get(order).map(|s| &**s)
+        self.map.get(seller)?.get(order).map(|(s, _)| &**s)
     }
     /// Sellers with at least one sale, sorted (for the explorer's order search).
     pub fn sellers(&self) -> impl Iterator<Item = &PublicKey> {
@@ -102,61 +107,77 @@ impl Sales {
     }
     /// Marks the sale changed: call only when about to change it.
     pub fn get_mut(&mut self, seller: &PublicKey, order: &OrderId) -> Option<&mut Sale> {
-        let sale = self.map.get_mut(seller)?.get_mut(order)?;
+        let (sale, _) = self.map.get_mut(seller)?.get_mut(order)?;
         self.dirty.push((*seller, order.clone()));
         Some(&mut **sale)
     }
     pub fn insert(&mut self, seller: PublicKey, order: OrderId, sale: Sale) {
         self.dirty.push((seller, order.clone()));
-        if self.map.entry(seller).or_default().insert(order, Box::new(sale)).is_none() {
-            self.len += 1;
+        match self.map.entry(seller).or_default().entry(order) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().0 = Box::new(sale),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert((Box::new(sale), NO_SLOT));
+                self.len += 1;
+            }
         }
     }
 
-    /// Same bytes as `Table::hash_changes` over `Table<NamedKey, Sale>` (sales are never
-    /// removed, so every touched key is present).
-    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher, accounts: &Accounts) {
+    /// Writes the leaves of the touched sales (new ones take the next slots, in key order)
+    /// and returns the table's root. Sales are never removed, so every touched key is present.
+    pub fn commit(&mut self, buffer: &mut Writer, accounts: &Accounts) -> Hash {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
-        let mut w = Writer::new();
         let mut at = 0;
         while at < dirty.len() {
-            // One seller's keys at a time: one lookup of the seller (sales are never removed,
-            // so a touched seller is present).
+            // One seller's keys at a time: one lookup of the seller.
             let seller = dirty[at].0;
-            let orders = self.map.get(&seller).expect("a touched sale's seller is in the table");
+            let orders = self.map.get_mut(&seller).expect("a touched sale's seller is in the table");
             while at < dirty.len() && dirty[at].0 == seller {
                 let order = &dirty[at].1;
-                w.u8(tag);
-                seller.encode(&mut w);
-                order.encode(&mut w);
-                match orders.get(order) {
-                    None => w.u8(0),
-                    Some(sale) => {
-                        w.u8(1);
-                        w.sized(|w| sale.encode_with(w, accounts));
+                if let Some((sale, slot)) = orders.get_mut(order) {
+                    let leaf = leaf_of(buffer, |w| {
+                        seller.encode(w);
+                        order.encode(w);
+                        sale.encode_with(w, accounts);
+                    });
+                    if *slot == NO_SLOT {
+                        *slot = self.tree.push(leaf);
+                    } else {
+                        self.tree.set(*slot, leaf);
                     }
-                }
-                if w.len() >= HASH_CHUNK_BYTES {
-                    hasher.update(&std::mem::take(&mut w).into_bytes());
                 }
                 at += 1;
             }
         }
-        hasher.update(&w.into_bytes());
         dirty.clear();
         self.dirty = dirty;
+        self.tree.root()
     }
 
-    /// `u32 n ‖ (NamedKey ‖ Sale)×n`, by (seller, order id).
+    /// The encoded key and value of a sale and its leaf's path (committed tree).
+    pub fn prove(&self, seller: &PublicKey, order: &OrderId, accounts: &Accounts) -> Option<(Vec<u8>, Vec<u8>, InclusionProof)> {
+        let (sale, slot) = self.map.get(seller)?.get(order)?;
+        let path = self.tree.prove(*slot)?;
+        let mut key = Writer::new();
+        seller.encode(&mut key);
+        order.encode(&mut key);
+        let mut value = Writer::new();
+        sale.encode_with(&mut value, accounts);
+        Some((key.into_bytes(), value.into_bytes(), path))
+    }
+
+    /// `u64 slots ‖ u32 n ‖ (NamedKey ‖ Sale ‖ u64 slot)×n`, by (seller, order id).
     pub fn encode(&self, w: &mut Writer, accounts: &Accounts) {
+        debug_assert!(self.dirty.is_empty(), "a snapshot is taken between blocks");
+        w.u64(self.tree.len());
         w.u32(u32::try_from(self.len).expect("fewer than 2^32 sales"));
         for (seller, orders) in &self.map {
-            for (order, sale) in orders {
+            for (order, (sale, slot)) in orders {
                 seller.encode(w);
                 order.encode(w);
                 sale.encode_with(w, accounts);
+                w.u64(*slot);
             }
         }
     }
@@ -164,30 +185,50 @@ impl Sales {
 
 /// Sales as decoded from a snapshot, before the `balances` table (later in the snapshot)
 /// resolves their items' parties.
-pub(crate) struct RawSales(Vec<(NamedKey, Sale, RawSaleParties)>);
+pub(crate) struct RawSales(Vec<(NamedKey, Sale, RawSaleParties, u64)>);
 
 impl RawSales {
+    /// Sales have no empty slots: the slots are exactly 0 … n−1.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let slots = r.u64()?;
         let len = r.len("sales", u32::MAX as usize)?;
-        let mut raw: Vec<(NamedKey, Sale, RawSaleParties)> = Vec::with_capacity(len.min(r.remaining() / 64));
+        if slots != len as u64 {
+            return Err(DecodeError::invalid("sales", "a table's slots are exactly its entries"));
+        }
+        let mut raw: Vec<(NamedKey, Sale, RawSaleParties, u64)> = Vec::with_capacity(len.min(r.remaining() / 64));
+        let mut taken = vec![false; len];
         for _ in 0..len {
             let key = NamedKey::decode(r)?;
-            if raw.last().is_some_and(|(last, _, _)| *last >= key) {
+            if raw.last().is_some_and(|(last, _, _, _)| *last >= key) {
                 return Err(DecodeError::invalid("sales", "keys must be sorted and distinct"));
             }
             let (sale, parties) = Sale::decode_raw(r)?;
-            raw.push((key, sale, parties));
+            let slot = r.u64()?;
+            match taken.get_mut(usize::try_from(slot).unwrap_or(usize::MAX)) {
+                Some(t) if !*t => *t = true,
+                _ => return Err(DecodeError::invalid("sales", "a slot out of range or taken twice")),
+            }
+            raw.push((key, sale, parties, slot));
         }
         Ok(RawSales(raw))
     }
 
     pub fn resolve(self, accounts: &Accounts) -> Result<Sales, DecodeError> {
         let mut sales = Sales::default();
-        for (key, mut sale, parties) in self.0 {
+        let mut leaves = vec![crate::hash::Hash::ZERO; self.0.len()];
+        let mut buffer = Writer::new();
+        for (key, mut sale, parties, slot) in self.0 {
             sale.resolve(parties, accounts)?;
-            sales.insert(key.merchant, OrderId::new(&key.name), sale);
+            let order = OrderId::new(&key.name);
+            leaves[slot as usize] = leaf_of(&mut buffer, |w| {
+                key.merchant.encode(w);
+                order.encode(w);
+                sale.encode_with(w, accounts);
+            });
+            sales.map.entry(key.merchant).or_default().insert(order, (Box::new(sale), slot));
+            sales.len += 1;
         }
-        sales.dirty.clear();
+        sales.tree = SlotTree::from_leaves(leaves);
         Ok(sales)
     }
 }

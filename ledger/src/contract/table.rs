@@ -1,13 +1,26 @@
-//! A sorted map that remembers which keys a block touched, so the state root can hash the
-//! block's changes instead of the whole state (docs/FORMAT.md, "State root and statements").
+//! A sorted map with a Merkle tree over its entries: the tree remembers which keys a block
+//! touched, so the root is recomputed along the changed paths only (docs/FORMAT.md, "State
+//! root"; the tree is [`SlotTree`]).
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
+use crate::hash::Hash;
+use crate::merkle::InclusionProof;
 
-/// The change buffer is handed to the hasher whenever it grows past this many bytes.
-pub(crate) const HASH_CHUNK_BYTES: usize = 1 << 16;
+use super::tree::{SlotTree, EMPTY};
+
+/// An entry that has no slot yet (inserted in the current block).
+pub(crate) const NO_SLOT: u64 = u64::MAX;
+
+/// `H(0x00 ‖ key ‖ value)`, encoded into `buffer` (cleared first).
+pub(crate) fn leaf_of(buffer: &mut Writer, encode: impl FnOnce(&mut Writer)) -> Hash {
+    buffer.clear();
+    buffer.u8(0x00);
+    encode(buffer);
+    Hash::digest(buffer.as_slice())
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Table<K: Ord, V> {
@@ -16,18 +29,20 @@ pub(crate) struct Table<K: Ord, V> {
     /// listed): sorted when hashed. Hot keys — a referral code or a referrer touched by every
     /// sale — are listed once per block, not once per touch.
     dirty: Vec<K>,
+    tree: SlotTree,
 }
 
-/// A value and whether it changed since the last root (false between blocks).
+/// A value, whether it changed since the last root (false between blocks), and its slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Slot<V> {
     value: V,
     touched: bool,
+    slot: u64,
 }
 
 impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
     pub fn new() -> Self {
-        Table { map: BTreeMap::new(), dirty: Vec::new() }
+        Table { map: BTreeMap::new(), dirty: Vec::new(), tree: SlotTree::default() }
     }
     pub fn get(&self, key: &K) -> Option<&V> {
         self.map.get(key).map(|slot| &slot.value)
@@ -56,7 +71,7 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
             }
             Entry::Vacant(entry) => {
                 self.dirty.push(entry.key().clone());
-                entry.insert(Slot { value, touched: true });
+                entry.insert(Slot { value, touched: true, slot: NO_SLOT });
             }
         }
     }
@@ -64,45 +79,50 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
         self.map.iter().map(|(key, slot)| (key, &slot.value))
     }
 
-    /// Feeds `tag ‖ key ‖ (0 | 1 ‖ u32 len ‖ value)` for every touched key, in key order, and
-    /// forgets the touched set. Each value is encoded once, straight into the buffer. (Entries
-    /// are never removed from a `Table`, so the `0` form does not occur here.)
-    pub fn hash_changes(&mut self, tag: u8, hasher: &mut blake3::Hasher) {
+    /// Writes the leaves of the touched keys (new keys take the next slots, in key order),
+    /// forgets the touched set and returns the table's root. (Entries are never removed from
+    /// a `Table`, so it has no empty slots.)
+    pub fn commit(&mut self, buffer: &mut Writer) -> Hash {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
-        let mut w = Writer::new();
         for key in &dirty {
-            w.u8(tag);
-            key.encode(&mut w);
-            match self.map.get_mut(key) {
-                None => w.u8(0),
-                Some(slot) => {
-                    slot.touched = false;
-                    w.u8(1);
-                    w.sized(|w| slot.value.encode(w));
-                }
-            }
-            if w.len() >= HASH_CHUNK_BYTES {
-                hasher.update(&std::mem::take(&mut w).into_bytes());
+            let Some(slot) = self.map.get_mut(key) else { continue };
+            slot.touched = false;
+            let leaf = leaf_of(buffer, |w| {
+                key.encode(w);
+                slot.value.encode(w);
+            });
+            if slot.slot == NO_SLOT {
+                slot.slot = self.tree.push(leaf);
+            } else {
+                self.tree.set(slot.slot, leaf);
             }
         }
-        hasher.update(&w.into_bytes());
         // Keep the vector's capacity for the next block.
         dirty.clear();
         self.dirty = dirty;
+        self.tree.root()
     }
 
-    pub fn clear_changes(&mut self) {
-        for key in std::mem::take(&mut self.dirty) {
-            if let Some(slot) = self.map.get_mut(&key) {
-                slot.touched = false;
-            }
-        }
+    /// The encoded key and value of `key` and the path of its leaf to the table's root
+    /// (the table must be committed).
+    pub fn prove(&self, key: &K) -> Option<(Vec<u8>, Vec<u8>, InclusionProof)> {
+        let slot = self.map.get(key)?;
+        let path = self.tree.prove(slot.slot)?;
+        Some((key.to_bytes(), slot.value.to_bytes(), path))
     }
 
+    /// Snapshot: `u64 slots ‖ u32 n ‖ (key ‖ value ‖ u64 slot)×n`, by key; the slots of a
+    /// `Table` are exactly 0 … n−1. The tree is rebuilt from the entries.
     pub fn decode_table(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+        let slots = r.u64()?;
         let len = r.len(what, u32::MAX as usize)?;
+        if slots != len as u64 {
+            return Err(DecodeError::invalid(what, "a table's slots are exactly its entries"));
+        }
         let mut map = BTreeMap::new();
+        let mut leaves = vec![EMPTY; len.min(r.remaining())];
+        let mut buffer = Writer::new();
         let mut last: Option<K> = None;
         for _ in 0..len {
             let key = K::decode(r)?;
@@ -112,19 +132,30 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
                 }
             }
             let value = V::decode(r)?;
+            let slot = r.u64()?;
+            let Some(at) = leaves.get_mut(usize::try_from(slot).unwrap_or(usize::MAX)).filter(|l| **l == EMPTY) else {
+                return Err(DecodeError::invalid(what, "a slot out of range or taken twice"));
+            };
+            *at = leaf_of(&mut buffer, |w| {
+                key.encode(w);
+                value.encode(w);
+            });
             last = Some(key.clone());
-            map.insert(key, Slot { value, touched: false });
+            map.insert(key, Slot { value, touched: false, slot });
         }
-        Ok(Table { map, dirty: Vec::new() })
+        Ok(Table { map, dirty: Vec::new(), tree: SlotTree::from_leaves(leaves) })
     }
 }
 
 impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Encode for Table<K, V> {
     fn encode(&self, w: &mut Writer) {
+        debug_assert!(self.dirty.is_empty(), "a snapshot is taken between blocks");
+        w.u64(self.tree.len());
         w.u32(u32::try_from(self.map.len()).expect("tables hold fewer than 2^32 entries"));
         for (k, slot) in &self.map {
             k.encode(w);
             slot.value.encode(w);
+            w.u64(slot.slot);
         }
     }
 }

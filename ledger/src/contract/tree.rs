@@ -1,0 +1,263 @@
+//! The Merkle tree over one state table (docs/FORMAT.md, "State root"): RFC 9162's shape over
+//! the table's *slots*, with blake3.
+//!
+//! Every entry of a table holds a slot, a position in its table's tree. A key the block
+//! inserted gets the next free slot at the end of the block (the block's new keys in key
+//! order), keeps it while it lives, and leaves an empty slot (the hash `ZERO`) when it is
+//! removed; a period close compacts a table that has empty slots. The leaf of an entry is
+//! `H(0x00 ‖ key ‖ value)`; an inner node is `H(0x01 ‖ left ‖ right)`, except that a node
+//! whose two children are both `ZERO` is `ZERO` (a run of removed entries costs no hashing);
+//! a table with no slots has the root `ZERO`.
+//!
+//! Why slots and not key order: a tree over the sorted keys changes shape on every insertion
+//! in the middle, so every later node changes. Slots only grow at the end, so a block that
+//! inserts m keys computes about m new nodes, and a block that changes d existing entries of
+//! a table of n recomputes about d·log2(n/d) nodes: the cost stays that of hashing what
+//! changed. The nodes are cached, level by level (`levels[k][i]` covers slots
+//! `[i·2^k, (i+1)·2^k)`, present when complete), and recomputed only along changed paths.
+
+use crate::hash::Hash;
+use crate::merkle::{self, InclusionProof};
+
+/// The hash of an empty slot and of a subtree of empty slots.
+pub const EMPTY: Hash = Hash::ZERO;
+
+/// An inner node, with the empty-subtree rule.
+#[inline]
+pub fn node(left: &Hash, right: &Hash) -> Hash {
+    if *left == EMPTY && *right == EMPTY {
+        EMPTY
+    } else {
+        merkle::node_hash(left, right)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotTree {
+    /// `levels[0]` the leaves by slot; `levels[k]` the complete aligned nodes of 2^k leaves.
+    levels: Vec<Vec<Hash>>,
+    /// Slots written since the last root, with repeats.
+    dirty: Vec<u64>,
+    /// Slots holding `EMPTY`.
+    empty: u64,
+}
+
+impl SlotTree {
+    /// A tree over `leaves` (slot order), all nodes computed.
+    pub fn from_leaves(leaves: Vec<Hash>) -> SlotTree {
+        let empty = leaves.iter().filter(|l| **l == EMPTY).count() as u64;
+        let mut levels = vec![leaves];
+        while levels.last().is_some_and(|l| l.len() >= 2) {
+            let below = levels.last().expect("non-empty");
+            let above: Vec<Hash> = below.chunks_exact(2).map(|pair| node(&pair[0], &pair[1])).collect();
+            levels.push(above);
+        }
+        SlotTree { levels, dirty: Vec::new(), empty }
+    }
+
+    /// Slots, including empty ones: the tree size.
+    pub fn len(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+    /// Empty slots.
+    pub fn empty_slots(&self) -> u64 {
+        self.empty
+    }
+
+    /// Appends a leaf; returns its slot.
+    pub fn push(&mut self, leaf: Hash) -> u64 {
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        let slot = self.levels[0].len() as u64;
+        self.levels[0].push(leaf);
+        if leaf == EMPTY {
+            self.empty += 1;
+        }
+        self.dirty.push(slot);
+        slot
+    }
+
+    /// Writes the leaf of an existing slot (`EMPTY` empties it).
+    pub fn set(&mut self, slot: u64, leaf: Hash) {
+        let old = std::mem::replace(&mut self.levels[0][slot as usize], leaf);
+        if old == EMPTY {
+            self.empty -= 1;
+        }
+        if leaf == EMPTY {
+            self.empty += 1;
+        }
+        self.dirty.push(slot);
+    }
+
+    /// Recomputes the nodes above the written slots, then returns the root.
+    pub fn root(&mut self) -> Hash {
+        self.commit();
+        self.range_root(0, self.len())
+    }
+
+    fn commit(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if dirty.is_empty() {
+            self.dirty = dirty;
+            return;
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
+        let mut next = Vec::with_capacity(dirty.len() / 2 + 1);
+        let mut k = 0;
+        while self.levels[k].len() >= 2 && !dirty.is_empty() {
+            if self.levels.len() == k + 1 {
+                self.levels.push(Vec::new());
+            }
+            let (below, above) = self.levels.split_at_mut(k + 1);
+            let (below, above) = (&below[k], &mut above[0]);
+            let parents = below.len() / 2;
+            above.resize(parents, EMPTY);
+            next.clear();
+            for &i in &dirty {
+                let p = i / 2;
+                if (p as usize) < parents && next.last() != Some(&p) {
+                    next.push(p);
+                }
+            }
+            for &p in &next {
+                let p = p as usize;
+                above[p] = node(&below[2 * p], &below[2 * p + 1]);
+            }
+            std::mem::swap(&mut dirty, &mut next);
+            k += 1;
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    /// The root of the RFC 9162 subtree over slots `[lo, lo + n)`; `lo` is a multiple of the
+    /// largest power of two below `n` (as every subtree of the RFC's split is).
+    fn range_root(&self, lo: u64, n: u64) -> Hash {
+        if n == 0 {
+            return EMPTY;
+        }
+        if n.is_power_of_two() {
+            let k = n.trailing_zeros() as usize;
+            return self.levels[k][(lo >> k) as usize];
+        }
+        let k = 1u64 << (63 - (n - 1).leading_zeros());
+        let left = self.levels[k.trailing_zeros() as usize][(lo / k) as usize];
+        node(&left, &self.range_root(lo + k, n - k))
+    }
+
+    /// The RFC 9162 audit path of `slot` (the tree must be committed: call after `root`).
+    pub fn prove(&self, slot: u64) -> Option<InclusionProof> {
+        let n = self.len();
+        if slot >= n || !self.dirty.is_empty() {
+            return None;
+        }
+        let mut path = Vec::new();
+        self.collect_path(0, n, slot, &mut path);
+        Some(InclusionProof { index: slot, tree_size: n, path })
+    }
+
+    fn collect_path(&self, lo: u64, n: u64, slot: u64, path: &mut Vec<Hash>) {
+        if n <= 1 {
+            return;
+        }
+        let k = 1u64 << (63 - (n - 1).leading_zeros());
+        if slot < lo + k {
+            self.collect_path(lo, k, slot, path);
+            path.push(self.range_root(lo + k, n - k));
+        } else {
+            self.collect_path(lo + k, n - k, slot, path);
+            path.push(self.range_root(lo, k));
+        }
+    }
+
+    /// Drops the empty slots, keeping the others' order: returns, for each old slot, its new
+    /// slot (`u64::MAX` for a dropped one). The tree is rebuilt.
+    pub fn compact(&mut self) -> Vec<u64> {
+        self.commit();
+        let leaves = std::mem::take(&mut self.levels).into_iter().next().unwrap_or_default();
+        let mut map = Vec::with_capacity(leaves.len());
+        let mut kept = Vec::with_capacity(leaves.len() - self.empty as usize);
+        for leaf in leaves {
+            if leaf == EMPTY {
+                map.push(u64::MAX);
+            } else {
+                map.push(kept.len() as u64);
+                kept.push(leaf);
+            }
+        }
+        *self = SlotTree::from_leaves(kept);
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The root by definition: RFC 9162's recursion with the empty-subtree rule.
+    fn reference(leaves: &[Hash]) -> Hash {
+        match leaves.len() {
+            0 => EMPTY,
+            1 => leaves[0],
+            n => {
+                let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+                node(&reference(&leaves[..k]), &reference(&leaves[k..]))
+            }
+        }
+    }
+
+    fn leaf(i: u64, round: u64) -> Hash {
+        merkle::leaf_hash(&[i.to_be_bytes(), round.to_be_bytes()].concat())
+    }
+
+    #[test]
+    fn incremental_roots_equal_the_definition_and_every_slot_proves() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut tree = SlotTree::default();
+        let mut mirror: Vec<Hash> = Vec::new();
+        assert_eq!(tree.root(), EMPTY);
+        for round in 0..300u64 {
+            // Appends, overwrites and removals, a few per round.
+            for _ in 0..(next() % 7) {
+                let l = leaf(mirror.len() as u64, round);
+                assert_eq!(tree.push(l), mirror.len() as u64);
+                mirror.push(l);
+            }
+            for _ in 0..(next() % 4) {
+                if mirror.is_empty() {
+                    break;
+                }
+                let s = next() % mirror.len() as u64;
+                let l = if next() % 3 == 0 { EMPTY } else { leaf(s, round + 1000) };
+                tree.set(s, l);
+                mirror[s as usize] = l;
+            }
+            if round % 50 == 49 {
+                let map = tree.compact();
+                let kept: Vec<Hash> = mirror.iter().copied().filter(|l| *l != EMPTY).collect();
+                assert_eq!(map.iter().filter(|m| **m != u64::MAX).count(), kept.len());
+                mirror = kept;
+            }
+            let root = tree.root();
+            assert_eq!(root, reference(&mirror), "round {round}");
+            assert_eq!(tree.empty_slots(), mirror.iter().filter(|l| **l == EMPTY).count() as u64);
+            for (s, l) in mirror.iter().enumerate() {
+                if *l == EMPTY {
+                    continue;
+                }
+                let proof = tree.prove(s as u64).expect("in range");
+                assert!(proof.verify(l, &root), "slot {s} of {}", mirror.len());
+                assert!(!proof.verify(&leaf(s as u64, 9999), &root));
+            }
+        }
+        assert_eq!(SlotTree::from_leaves(mirror.clone()).root(), reference(&mirror));
+    }
+}
