@@ -921,8 +921,11 @@ fn run_case(w: &mut World, id: &str, rt: &tokio::runtime::Runtime) -> Result<Str
             result
         }
         "cli-start-corrupt-config" | "cli-start-unknown-config-key" => {
+            // FreshMart's keys (its own node stays down): a member whose network key in the
+            // genesis is the one given, so init itself accepts the home.
             let home = w.dir.path().join(format!("{id}-home"));
-            let key = w.key_files[CINEMA].display().to_string();
+            let key = w.key_files[MARKET].display().to_string();
+            let network_key = w.dir.path().join("net").join("keys").join(format!("network{MARKET}.key")).display().to_string();
             let port = |()| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0);
             let (code, text) = w.plaza(&[
                 "init",
@@ -932,6 +935,8 @@ fn run_case(w: &mut World, id: &str, rt: &tokio::runtime::Runtime) -> Result<Str
                 &w.genesis.display().to_string(),
                 "--key",
                 &key,
+                "--network-key",
+                &network_key,
                 "--listen",
                 &format!("/ip4/127.0.0.1/tcp/{}", port(())),
                 "--api",
