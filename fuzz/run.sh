@@ -7,6 +7,10 @@
 #   fuzz/run.sh 60                   every target, 60 s each
 #   fuzz/run.sh 60 record export     two targets
 #   PLAZA_FUZZ_RUNS=10000000 fuzz/run.sh 3600   stop each target at 10 M executions (or 1 h)
+#   PLAZA_FUZZ_RUNS=10000000 PLAZA_FUZZ_TOTAL_SECONDS=5400 fuzz/run.sh 3600
+#                                    the same, all targets within 1.5 h: each target gets at most
+#                                    its share of the time left, so time a fast target does not
+#                                    need (it stops at 10 M) goes to the slower ones after it
 #   fuzz/run.sh --seeds              regenerate fuzz/seeds/ from real data (examples/seeds.rs)
 #
 # Prints one line per target (executions, seconds, executions/s, corpus size) and exits
@@ -47,6 +51,7 @@ else
   targets=$(ls fuzz/fuzz_targets | sed 's/\.rs$//' | sort)
 fi
 runs="${PLAZA_FUZZ_RUNS:--1}"
+total_seconds="${PLAZA_FUZZ_TOTAL_SECONDS:-}"
 
 # -a: debug assertions and overflow checks, as in the project's release profile.
 build_log=$(mktemp)
@@ -54,13 +59,21 @@ cargo fuzz build --fuzz-dir fuzz -s none -a >"$build_log" 2>&1 || { cat "$build_
 rm -f "$build_log"
 
 total_execs=0
+budget_started=$(date +%s)
+left=$(echo $targets | wc -w)
 printf '%-18s %14s %8s %12s %8s\n' target executions seconds 'execs/s' corpus
 for t in $targets; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   log="fuzz/artifacts/$t/last-run.log"
   started=$(date +%s)
+  limit="$seconds"
+  if [ -n "$total_seconds" ]; then
+    share=$(( (total_seconds - (started - budget_started)) / left ))
+    if [ "$share" -lt "$limit" ]; then limit=$(( share > 1 ? share : 1 )); fi
+  fi
+  left=$(( left - 1 ))
   if ! cargo fuzz run --fuzz-dir fuzz -s none -a "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-      -max_total_time="$seconds" -runs="$runs" -seed=1 -rss_limit_mb=2048 -timeout=10 \
+      -max_total_time="$limit" -runs="$runs" -seed=1 -rss_limit_mb=2048 -timeout=10 \
       -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1; then
     echo "CRASH in fuzz target $t (input kept under fuzz/artifacts/$t/):" >&2
     grep -E -A30 'panicked|ERROR: libFuzzer|SUMMARY' "$log" | head -n 60 >&2
