@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use plaza_ledger::audit::export::{ExportReader, ExportWriter, FRAME_BYTES_MAX};
-use plaza_ledger::audit::proof::{Anchor, ProvenRecord, RecordProof, PROOF_BYTES_MAX};
+use plaza_ledger::audit::proof::{ProvenRecord, RecordProof, PROOF_BYTES_MAX};
 use plaza_ledger::audit::state_proof::{self, ProvenState, StateProof};
 use plaza_ledger::audit::verify::{default_threads, Checkpoint, Source};
 use plaza_ledger::audit::tip::{check_expected, SignedTip, TipAgreement, SIGNED_TIP_BYTES_MAX};
@@ -409,10 +409,7 @@ fn state_proof(args: ProofArgs, text: &str) -> CliResult {
     let proof = StateProof::build(&store, &state, table, &key)
         .map_err(|e| CliError::verification(format!("building the state proof of {text}: {e}")))?
         .ok_or_else(|| CliError::new(format!("table {} has no entry {text} at this store's tip", state_proof::table_name(table))))?;
-    let trusted: Vec<Hash> = match &proof.anchor {
-        Anchor::Genesis => Vec::new(),
-        Anchor::Checkpoint { header } => vec![header.id()],
-    };
+    let trusted = proof.certified.own_trust();
     let proven = proof.verify(&trusted).map_err(|f| CliError::verification(format!("the state proof built from this store does not verify: {f}")))?;
     let output = args.output.unwrap_or_else(|| PathBuf::from(format!("state-{}-{}.plaza-proof", state_proof::table_name(table), &hex::encode(Hash::digest(&key).as_bytes())[..16])));
     std::fs::write(&output, proof.to_bytes()).map_err(ctx(format!("writing {}", output.display())))?;
@@ -460,10 +457,7 @@ pub fn proof(args: ProofArgs) -> CliResult {
     let proof = RecordProof::from_store(&store, &id)
         .map_err(|e| CliError::verification(format!("building the proof of record {id}: {e}")))?
         .ok_or_else(|| CliError::new(format!("record {id} is not in this node's chain")))?;
-    let trusted: Vec<Hash> = match &proof.anchor {
-        Anchor::Genesis => Vec::new(),
-        Anchor::Checkpoint { header } => vec![header.id()],
-    };
+    let trusted = proof.certified.own_trust();
     let proven = proof.verify(&trusted).map_err(|f| CliError::verification(format!("the proof built from this store does not verify: {f}")))?;
     let output = args.output.unwrap_or_else(|| PathBuf::from(format!("record-{}.plaza-proof", &id.to_string()[..16])));
     std::fs::write(&output, proof.to_bytes()).map_err(ctx(format!("writing {}", output.display())))?;
@@ -517,7 +511,7 @@ pub fn verify_proof(args: VerifyProofArgs) -> CliResult {
     let proof = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).map_err(|e| CliError::verification(format!("{} is not a valid proof: {e}", args.file.display())))?;
     if let Some(expected) = &args.alliance {
         let expected = Hash::from_hex(expected).map_err(|e| CliError::new(format!("--alliance: {e}")))?;
-        let found = proof.genesis.alliance_id();
+        let found = proof.certified.genesis.alliance_id();
         if found != expected {
             return Err(CliError::verification(format!("the proof is for alliance {found}, expected {expected}")));
         }
@@ -550,7 +544,7 @@ fn verify_state_proof(args: &VerifyProofArgs, bytes: &[u8], trusted: &[Hash]) ->
         .map_err(|e| CliError::verification(format!("{} is not a valid state proof: {e}", args.file.display())))?;
     if let Some(expected) = &args.alliance {
         let expected = Hash::from_hex(expected).map_err(|e| CliError::new(format!("--alliance: {e}")))?;
-        let found = proof.genesis.alliance_id();
+        let found = proof.certified.genesis.alliance_id();
         if found != expected {
             return Err(CliError::verification(format!("the proof is for alliance {found}, expected {expected}")));
         }

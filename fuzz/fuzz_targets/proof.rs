@@ -9,6 +9,6 @@ use plaza_ledger::audit::proof::{RecordProof, PROOF_BYTES_MAX};
 fuzz_target!(|data: &[u8]| {
     if let Some(proof) = canonical::<RecordProof>(data, PROOF_BYTES_MAX) {
         let _ = proof.verify(&[]);
-        let _ = proof.verify(&[proof.header.parent]);
+        let _ = proof.verify(&[proof.certified.header.parent]);
     }
 });

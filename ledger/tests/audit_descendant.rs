@@ -193,7 +193,7 @@ fn every_record_of_a_chain_final_through_descendants_proves() {
                 6 => 1,
                 _ => 0,
             };
-            assert_eq!(proof.descendants.len() as u64, expected_descendants, "block {h}");
+            assert_eq!(proof.certified.descendants.len() as u64, expected_descendants, "block {h}");
             let decoded = RecordProof::from_bytes(&proof.to_bytes(), PROOF_BYTES_MAX).expect("decodes");
             assert_eq!(decoded, proof);
             let proven = decoded.verify(&[]).expect("verifies");
@@ -214,34 +214,34 @@ fn a_tampered_descendant_path_fails_where_it_was_changed() {
     let (b, blocks, _) = chain();
     let store = store(&b, &blocks);
     let good = RecordProof::from_store(&store, &blocks[1].block.block.records[2].id()).expect("builds").expect("found");
-    assert_eq!(good.descendants.len(), 3);
+    assert_eq!(good.certified.descendants.len(), 3);
     good.verify(&[]).expect("the untouched proof verifies");
 
     let mut p = good.clone();
-    p.descendants[1].parent.0[0] ^= 1;
+    p.certified.descendants[1].parent.0[0] ^= 1;
     let f = p.verify(&[]).expect_err("a broken parent link");
     assert_eq!((f.check, f.height), (Check::ParentLink, Some(4)), "{f}");
 
     // The last header altered: the certificate no longer names it.
     let mut p = good.clone();
-    p.descendants[2].time_ms += 1;
+    p.certified.descendants[2].time_ms += 1;
     assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::Certificate));
 
     // A header dropped from the middle: heights no longer run on.
     let mut p = good.clone();
-    p.descendants.remove(1);
+    p.certified.descendants.remove(1);
     assert_eq!(p.verify(&[]).map_err(|f| (f.check, f.height)), Err((Check::Height, Some(5))));
 
     // No headers at all: the certificate names another block.
     let mut p = good.clone();
-    p.descendants.clear();
+    p.certified.descendants.clear();
     let f = p.verify(&[]).expect_err("the certificate is a descendant's");
     assert_eq!(f.check, Check::Certificate);
     assert!(f.expected.contains("headers up to the descendant"), "{f}");
 
     // A descendant certified by another set.
     let mut p = good.clone();
-    p.descendants[0].validator_set_hash = Hash::digest(b"another set");
+    p.certified.descendants[0].validator_set_hash = Hash::digest(b"another set");
     assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::ValidatorSet));
 
     // An older proof version is refused with a specific error.

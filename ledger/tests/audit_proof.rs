@@ -55,11 +55,11 @@ fn a_tampered_proof_fails_where_it_was_changed() {
     assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::RecordsRoot));
 
     let mut p = good.clone();
-    p.certificate.signatures.truncate(2);
+    p.certified.certificate.signatures.truncate(2);
     assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::CertificateSigners));
 
     let mut p = good.clone();
-    p.header.time_ms += 1;
+    p.certified.header.time_ms += 1;
     assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::Certificate));
 
     let mut bytes = good.to_bytes();

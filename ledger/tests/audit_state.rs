@@ -103,8 +103,8 @@ fn state_items_prove_offline_and_round_trip() {
     for text in keys(&b) {
         let (table, key) = parse_state_key(&text).expect("parses");
         let proof = StateProof::build(&store, state, table, &key).expect("builds").unwrap_or_else(|| panic!("{text} is in the state"));
-        assert_eq!(proof.anchor, Anchor::Genesis);
-        assert_eq!(proof.header.height, store.tip_height().expect("tip"));
+        assert_eq!(proof.certified.anchor, Anchor::Genesis);
+        assert_eq!(proof.certified.header.height, store.tip_height().expect("tip"));
         let bytes = proof.to_bytes();
         let decoded = StateProof::from_bytes(&bytes, PROOF_BYTES_MAX).expect("decodes");
         assert_eq!(decoded, proof);
@@ -163,10 +163,10 @@ fn a_state_proof_fails_on_every_tampered_byte() {
     p.item.roots.seen.0[0] ^= 1;
     assert_eq!(check(&p), Err(Check::StateRoot));
     let mut p = good.clone();
-    p.header.state_root.0[0] ^= 1;
+    p.certified.header.state_root.0[0] ^= 1;
     assert_eq!(check(&p), Err(Check::StateRoot));
     let mut p = good.clone();
-    p.certificate.signatures.truncate(2);
+    p.certified.certificate.signatures.truncate(2);
     assert_eq!(check(&p), Err(Check::CertificateSigners));
 }
 
@@ -189,10 +189,10 @@ fn a_state_proof_follows_a_descendant_certificate() {
     let e = &blocks[5];
     store.append(BlockWrite { block: &e.block, receipts: &e.receipts, statement: None, state_snapshot: None }).expect("append");
     let proof = StateProof::build(&store, &state, table, &key).expect("builds").expect("present");
-    assert_eq!(proof.descendants.len(), 1);
+    assert_eq!(proof.certified.descendants.len(), 1);
     let proven = proof.verify(&[]).expect("verifies");
     assert_eq!(proven.finalized_through, Some((6, blocks[5].block.block.id())));
     let mut p = proof.clone();
-    p.descendants[0].time_ms += 1;
+    p.certified.descendants[0].time_ms += 1;
     assert_eq!(p.verify(&[]).map(|_| ()).map_err(|f| f.check), Err(Check::Certificate));
 }

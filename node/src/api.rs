@@ -349,19 +349,20 @@ async fn proof(AxumState(shared): S, Path(id): Path<String>) -> ApiResult {
         .ok_or_else(|| ApiError::not_found(format!("record {id} is not in a finalized block")))?;
     let index = proof.record_path.index;
     let leaf = merkle::leaf_hash(id.as_bytes());
-    let certified = proof.descendants.last().unwrap_or(&proof.header);
+    let header = &proof.certified.header;
+    let certified = proof.certified.descendants.last().unwrap_or(header);
     Ok(axum::Json(json!({
         "record": id.to_hex(),
-        "height": proof.header.height,
-        "block": proof.header.id().to_hex(),
-        "records_root": proof.header.records_root.to_hex(),
+        "height": header.height,
+        "block": header.id().to_hex(),
+        "records_root": header.records_root.to_hex(),
         "index": index,
         "tree_size": proof.record_path.tree_size,
         "path": proof.record_path.path.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-        "certificate_signers": proof.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
-        "certificate_block": proof.certificate.target.block.to_hex(),
+        "certificate_signers": proof.certified.certificate.signers().map(|k| k.to_hex()).collect::<Vec<_>>(),
+        "certificate_block": proof.certified.certificate.target.block.to_hex(),
         "certificate_height": certified.height,
-        "verified": proof.record_path.verify(&leaf, &proof.header.records_root),
+        "verified": proof.record_path.verify(&leaf, &header.records_root),
         "proof_version": plaza_ledger::audit::proof::VERSION,
         "proof": hex::encode(plaza_ledger::codec::Encode::to_bytes(&proof)),
         "note": "`proof` is the self-contained proof `plaza proof` writes, in hex; save this JSON and check it offline with `plaza verify-proof FILE`",
@@ -386,7 +387,7 @@ async fn state_proof(AxumState(shared): S, Path((table, key)): Path<(String, Str
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::internal)?;
-    let proven = proof.verify(&proof_trust(&proof.anchor)).map_err(|f| ApiError::internal(f.to_string()))?;
+    let proven = proof.verify(&proof.certified.own_trust()).map_err(|f| ApiError::internal(f.to_string()))?;
     Ok(axum::Json(json!({
         "table": table_name(tag),
         "key": hex::encode(&proven.key),
@@ -395,18 +396,11 @@ async fn state_proof(AxumState(shared): S, Path((table, key)): Path<(String, Str
         "value_text": proven.value_text,
         "height": proven.height,
         "block": proven.block.to_hex(),
-        "state_root": proof.header.state_root.to_hex(),
+        "state_root": proof.certified.header.state_root.to_hex(),
         "proof_version": VERSION,
         "proof": hex::encode(plaza_ledger::codec::Encode::to_bytes(&proof)),
         "note": "`proof` is the self-contained state proof `plaza proof --state` writes, in hex; save this JSON and check it offline with `plaza verify-proof FILE`",
     })))
-}
-
-fn proof_trust(anchor: &plaza_ledger::audit::proof::Anchor) -> Vec<Hash> {
-    match anchor {
-        plaza_ledger::audit::proof::Anchor::Genesis => Vec::new(),
-        plaza_ledger::audit::proof::Anchor::Checkpoint { header } => vec![header.id()],
-    }
 }
 
 /// The signed checkpoint (ledger `audit::tip`): the latest finalized block whose certificate

@@ -73,8 +73,11 @@ impl Decode for Anchor {
     }
 }
 
+/// What both kinds of proof (records here, state items in `state_proof`) carry after their
+/// magic and version to show that their header is final: the genesis, why the validator set
+/// is to be believed, the set, the header, and its certificate (FORMAT.md, "Proofs and exports").
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordProof {
+pub struct CertifiedHeader {
     pub genesis: Genesis,
     pub anchor: Anchor,
     /// The set that certified the block.
@@ -84,6 +87,92 @@ pub struct RecordProof {
     /// to the descendant the certificate finalizes, in height order.
     pub descendants: Vec<BlockHeader>,
     pub certificate: Certificate,
+}
+
+/// What a valid [`CertifiedHeader`] establishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finality {
+    pub alliance: Hash,
+    /// `None` when anchored at genesis, else the checkpoint (height, id).
+    pub checkpoint: Option<(u64, Hash)>,
+    /// `None` when the certificate is the block's own, else the descendant it finalizes
+    /// (height, id).
+    pub finalized_through: Option<(u64, Hash)>,
+}
+
+impl CertifiedHeader {
+    /// `block`'s header with its certificate, from a node's store: the headers up to the
+    /// descendant its certificate finalizes, the validator set (the genesis set, `in_force` when
+    /// it is the one, or the one in force recomputed by re-execution) and the anchor.
+    pub fn from_store<S: ChainStore + ?Sized>(store: &S, block: &crate::block::FinalizedBlock, in_force: Option<&ValidatorSet>) -> Result<CertifiedHeader, String> {
+        let genesis = store.genesis().clone();
+        let header = block.block.header.clone();
+        let descendants = descendants_in_store(store, block)?;
+        let (validators, anchor) = validators_in_store(store, &genesis, &header, in_force)?;
+        Ok(CertifiedHeader { genesis, anchor, validators, header, descendants, certificate: block.certificate.clone() })
+    }
+
+    /// Checks that the header is final: the set is the header's, the descendant headers chain
+    /// up to the block the certificate finalizes, a quorum of the set signed it, and the set is
+    /// the genesis set or certified a checkpoint in `trusted`.
+    pub fn verify(&self, trusted: &[Hash]) -> Result<Finality, Failure> {
+        let h = self.header.height;
+        if self.validators.hash() != self.header.validator_set_hash {
+            return Err(Failure::at(
+                Check::ValidatorSet,
+                h,
+                "validator set",
+                format!("{} (in the header)", self.header.validator_set_hash),
+                format!("{} (carried)", self.validators.hash()),
+            ));
+        }
+        let alliance = self.genesis.alliance_id();
+        let certified = check_descendants(&self.header, &self.descendants)?;
+        check_finalizes(certified, &alliance, &self.certificate, &self.validators, h)?;
+        let finalized_through = (!self.descendants.is_empty()).then(|| (certified.height, certified.id()));
+        let checkpoint = check_anchor(&self.anchor, &self.genesis, &self.validators, &self.header, trusted)?;
+        Ok(Finality { alliance, checkpoint, finalized_through })
+    }
+
+    /// The block ids a proof resting on this header's anchor needs trusted: none for genesis,
+    /// the checkpoint's id otherwise (what `plaza proof` and the API check their own proofs with).
+    pub fn own_trust(&self) -> Vec<Hash> {
+        match &self.anchor {
+            Anchor::Genesis => Vec::new(),
+            Anchor::Checkpoint { header } => vec![header.id()],
+        }
+    }
+}
+
+impl Encode for CertifiedHeader {
+    fn encode(&self, w: &mut Writer) {
+        w.sized(|w| self.genesis.encode(w));
+        self.anchor.encode(w);
+        self.validators.encode(w);
+        self.header.encode(w);
+        w.seq(&self.descendants);
+        self.certificate.encode(w);
+    }
+}
+
+impl Decode for CertifiedHeader {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let genesis_len = r.len("genesis", crate::genesis::GENESIS_BYTES_MAX)?;
+        let genesis = Genesis::from_bytes(r.take(genesis_len)?, crate::genesis::GENESIS_BYTES_MAX)?;
+        Ok(CertifiedHeader {
+            genesis,
+            anchor: Anchor::decode(r)?,
+            validators: ValidatorSet::decode(r)?,
+            header: BlockHeader::decode(r)?,
+            descendants: r.seq("descendant headers", DESCENDANT_DISTANCE_MAX as usize)?,
+            certificate: Certificate::decode(r)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordProof {
+    pub certified: CertifiedHeader,
     pub record: Record,
     pub receipt: Receipt,
     pub record_path: InclusionProof,
@@ -124,6 +213,13 @@ impl RecordProof {
         index: usize,
         descendants: Vec<BlockHeader>,
     ) -> Result<RecordProof, String> {
+        let header = entry.block.block.header.clone();
+        let certified = CertifiedHeader { genesis: genesis.clone(), anchor, validators, header, descendants, certificate: entry.block.certificate.clone() };
+        RecordProof::of(certified, entry, index)
+    }
+
+    /// The proof of record `index` of `entry`, whose block `certified` shows final.
+    fn of(certified: CertifiedHeader, entry: &BlockEntry, index: usize) -> Result<RecordProof, String> {
         let block = &entry.block.block;
         let record = block.records.get(index).ok_or_else(|| format!("block {} has no record {index}", block.header.height))?.clone();
         let receipt = *entry.receipts.get(index).ok_or_else(|| format!("block {} has no receipt {index}", block.header.height))?;
@@ -131,21 +227,10 @@ impl RecordProof {
         let receipt_leaves: Vec<Hash> = entry.receipts.iter().map(|r| merkle::leaf_hash(&r.to_bytes())).collect();
         let record_path = merkle::prove(&record_leaves, index).ok_or("record index out of range")?;
         let receipt_path = merkle::prove(&receipt_leaves, index).ok_or("receipt index out of range")?;
-        if descendants.len() as u64 > DESCENDANT_DISTANCE_MAX {
-            return Err(format!("the certified descendant is {} blocks above; a proof carries at most {DESCENDANT_DISTANCE_MAX}", descendants.len()));
+        if certified.descendants.len() as u64 > DESCENDANT_DISTANCE_MAX {
+            return Err(format!("the certified descendant is {} blocks above; a proof carries at most {DESCENDANT_DISTANCE_MAX}", certified.descendants.len()));
         }
-        Ok(RecordProof {
-            genesis: genesis.clone(),
-            anchor,
-            validators,
-            header: block.header.clone(),
-            descendants,
-            certificate: entry.block.certificate.clone(),
-            record,
-            receipt,
-            record_path,
-            receipt_path,
-        })
+        Ok(RecordProof { certified, record, receipt, record_path, receipt_path })
     }
 
     /// Builds the proof of record `id` from a node's store: the block, the headers up to the
@@ -153,27 +238,22 @@ impl RecordProof {
     /// force recomputed by re-execution) and the anchor (genesis, or the first block that set
     /// certified). `Ok(None)` when the record is not in the store's chain.
     pub fn from_store<S: ChainStore + ?Sized>(store: &S, id: &Hash) -> Result<Option<RecordProof>, String> {
-        let genesis = store.genesis().clone();
-        let read = |h: u64| -> Result<crate::block::FinalizedBlock, String> {
-            store.block(h).map_err(|e| e.to_string())?.ok_or_else(|| format!("block {h} is missing from the store"))
-        };
         let Some(location) = store.record_location(id).map_err(|e| e.to_string())? else { return Ok(None) };
         let height = location.height;
-        let block = read(height)?;
+        let block = store.block(height).map_err(|e| e.to_string())?.ok_or_else(|| format!("block {height} is missing from the store"))?;
         let receipts = store.block_receipts(&block).map_err(|e| e.to_string())?;
-        let header = block.block.header.clone();
-        let descendants = descendants_in_store(store, &block)?;
-        let (validators, anchor) = validators_in_store(store, &genesis, &header, None)?;
+        let certified = CertifiedHeader::from_store(store, &block, None)?;
         let entry = BlockEntry { block, receipts, statement: None };
-        RecordProof::build_through(&genesis, anchor, validators, &entry, location.index as usize, descendants).map(Some)
+        RecordProof::of(certified, &entry, location.index as usize).map(Some)
     }
 
     /// Checks the proof offline. `trusted` are block ids the auditor trusts as checkpoints;
     /// a proof anchored at a checkpoint not among them fails.
     pub fn verify(&self, trusted: &[Hash]) -> Result<ProvenRecord, Failure> {
-        let h = self.header.height;
+        let header = &self.certified.header;
+        let h = header.height;
         let fail = |check: Check, item: &str, expected: String, found: String| Err(Failure::at(check, h, item.to_owned(), expected, found));
-        let alliance = self.genesis.alliance_id();
+        let alliance = self.certified.genesis.alliance_id();
         let id = self.record.id();
         if let Err(e) = self.record.check(&alliance) {
             return fail(Check::RecordSignature, "record", "a record of this alliance with a valid signature".into(), e.to_string());
@@ -189,26 +269,19 @@ impl RecordProof {
                 format!("position {} of {}", self.receipt_path.index, self.receipt_path.tree_size),
             );
         }
-        if !self.record_path.verify(&merkle::leaf_hash(id.as_bytes()), &self.header.records_root) {
-            return fail(Check::RecordsRoot, "record path", format!("a path from record {id} to the records root {}", self.header.records_root), "a path that does not lead there".into());
+        if !self.record_path.verify(&merkle::leaf_hash(id.as_bytes()), &header.records_root) {
+            return fail(Check::RecordsRoot, "record path", format!("a path from record {id} to the records root {}", header.records_root), "a path that does not lead there".into());
         }
-        if !self.receipt_path.verify(&merkle::leaf_hash(&self.receipt.to_bytes()), &self.header.receipts_root) {
+        if !self.receipt_path.verify(&merkle::leaf_hash(&self.receipt.to_bytes()), &header.receipts_root) {
             return fail(
                 Check::ReceiptsRoot,
                 "receipt path",
-                format!("a path from the receipt to the receipts root {}", self.header.receipts_root),
+                format!("a path from the receipt to the receipts root {}", header.receipts_root),
                 "a path that does not lead there".into(),
             );
         }
-        if self.validators.hash() != self.header.validator_set_hash {
-            return fail(Check::ValidatorSet, "validator set", format!("{} (in the header)", self.header.validator_set_hash), format!("{} (carried)", self.validators.hash()));
-        }
-        let block = self.header.id();
-        let certified = check_descendants(&self.header, &self.descendants)?;
-        check_finalizes(certified, &alliance, &self.certificate, &self.validators, h)?;
-        let finalized_through = (!self.descendants.is_empty()).then(|| (certified.height, certified.id()));
-        let checkpoint = check_anchor(&self.anchor, &self.genesis, &self.validators, &self.header, trusted)?;
-        Ok(ProvenRecord { alliance, height: h, block, index: self.record_path.index, record: id, receipt: self.receipt, checkpoint, finalized_through })
+        let Finality { alliance, checkpoint, finalized_through } = self.certified.verify(trusted)?;
+        Ok(ProvenRecord { alliance, height: h, block: header.id(), index: self.record_path.index, record: id, receipt: self.receipt, checkpoint, finalized_through })
     }
 }
 
@@ -372,18 +445,14 @@ impl Encode for RecordProof {
     fn encode(&self, w: &mut Writer) {
         w.raw(MAGIC);
         w.u16(VERSION);
-        w.sized(|w| self.genesis.encode(w));
-        self.anchor.encode(w);
-        self.validators.encode(w);
-        self.header.encode(w);
-        w.seq(&self.descendants);
-        self.certificate.encode(w);
+        self.certified.encode(w);
         self.record.encode(w);
         self.receipt.encode(w);
         self.record_path.encode(w);
         self.receipt_path.encode(w);
     }
 }
+
 impl Decode for RecordProof {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         if r.take(12)? != MAGIC {
@@ -394,25 +463,14 @@ impl Decode for RecordProof {
             let why = if version < VERSION { " (an older proof: write it again with `plaza proof`)" } else { "" };
             return Err(DecodeError::invalid("proof", format!("version {version}, this plaza reads version {VERSION}{why}")));
         }
-        let genesis_len = r.len("genesis", crate::genesis::GENESIS_BYTES_MAX)?;
-        let genesis = Genesis::from_bytes(r.take(genesis_len)?, crate::genesis::GENESIS_BYTES_MAX)?;
-        let anchor = Anchor::decode(r)?;
-        let validators = ValidatorSet::decode(r)?;
-        let header = BlockHeader::decode(r)?;
-        let descendants: Vec<BlockHeader> = r.seq("descendant headers", DESCENDANT_DISTANCE_MAX as usize)?;
-        let certificate = Certificate::decode(r)?;
+        let certified = CertifiedHeader::decode(r)?;
         let start = r.offset();
         let record = Record::decode(r)?;
         if r.offset() - start > RECORD_BYTES_MAX {
             return Err(DecodeError::invalid("proof", "the record exceeds the record size limit"));
         }
         Ok(RecordProof {
-            genesis,
-            anchor,
-            validators,
-            header,
-            descendants,
-            certificate,
+            certified,
             record,
             receipt: Receipt::decode(r)?,
             record_path: InclusionProof::decode(r)?,

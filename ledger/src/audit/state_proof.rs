@@ -13,13 +13,11 @@
 //! record proof's (`proof.rs`); the item by `H(0x00 ‖ key ‖ value)` → the table's root
 //! (RFC 9162 §2.1.3.2), and the roots by their hash, which must be the header's state root.
 
-use crate::audit::proof::{check_anchor, check_descendants, check_finalizes, descendants_in_store, validators_in_store, Anchor};
-use crate::audit::{Check, Failure, DESCENDANT_DISTANCE_MAX};
-use crate::block::BlockHeader;
-use crate::cert::{Certificate, ValidatorSet};
+use crate::audit::proof::{CertifiedHeader, Finality};
+use crate::audit::{Check, Failure};
+use crate::cert::ValidatorSet;
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::contract::{describe_state_item, State, StateItem, StateRoots, TABLES};
-use crate::genesis::Genesis;
 use crate::hash::Hash;
 use crate::keys::PublicKey;
 use crate::merkle::{self, InclusionProof};
@@ -35,12 +33,7 @@ pub const ITEM_BYTES_MAX: usize = 1024 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateProof {
-    pub genesis: Genesis,
-    pub anchor: Anchor,
-    pub validators: ValidatorSet,
-    pub header: BlockHeader,
-    pub descendants: Vec<BlockHeader>,
-    pub certificate: Certificate,
+    pub certified: CertifiedHeader,
     pub item: StateItem,
 }
 
@@ -214,7 +207,6 @@ impl StateProof {
     /// set) with the certified header whose state root its roots hash to, found among the
     /// store's last blocks.
     pub fn certify<S: ChainStore + ?Sized>(store: &S, item: StateItem, in_force: &ValidatorSet) -> Result<StateProof, String> {
-        let genesis = store.genesis().clone();
         // The block whose state root is this state's (the state may be a block ahead of the
         // store's tip or behind it while a block is written).
         let tip = store.tip_height().map_err(|e| e.to_string())?;
@@ -234,17 +226,14 @@ impl StateProof {
                 format!("no block among the last ones (tip {tip}) has this state's root {root}; try again")
             }
         })?;
-        let header = block.block.header.clone();
-        let descendants = descendants_in_store(store, &block)?;
-        let (validators, anchor) = validators_in_store(store, &genesis, &header, Some(in_force))?;
-        Ok(StateProof { genesis, anchor, validators, header, descendants, certificate: block.certificate, item })
+        Ok(StateProof { certified: CertifiedHeader::from_store(store, &block, Some(in_force))?, item })
     }
 
     /// Checks the proof offline (`trusted`: checkpoint block ids the auditor trusts).
     pub fn verify(&self, trusted: &[Hash]) -> Result<ProvenState, Failure> {
-        let h = self.header.height;
+        let header = &self.certified.header;
+        let h = header.height;
         let fail = |check: Check, item: &str, expected: String, found: String| Err(Failure::at(check, h, item.to_owned(), expected, found));
-        let alliance = self.genesis.alliance_id();
         let item = &self.item;
         let (key_text, value_text) = match describe_state_item(item.table, &item.key, &item.value) {
             Ok(texts) => texts,
@@ -261,20 +250,14 @@ impl StateProof {
             );
         }
         let root = item.roots.root();
-        if root != self.header.state_root {
-            return fail(Check::StateRoot, "state roots", format!("roots hashing to the header's state root {}", self.header.state_root), format!("roots hashing to {root}"));
+        if root != header.state_root {
+            return fail(Check::StateRoot, "state roots", format!("roots hashing to the header's state root {}", header.state_root), format!("roots hashing to {root}"));
         }
-        if self.validators.hash() != self.header.validator_set_hash {
-            return fail(Check::ValidatorSet, "validator set", format!("{} (in the header)", self.header.validator_set_hash), format!("{} (carried)", self.validators.hash()));
-        }
-        let certified = check_descendants(&self.header, &self.descendants)?;
-        check_finalizes(certified, &alliance, &self.certificate, &self.validators, h)?;
-        let finalized_through = (!self.descendants.is_empty()).then(|| (certified.height, certified.id()));
-        let checkpoint = check_anchor(&self.anchor, &self.genesis, &self.validators, &self.header, trusted)?;
+        let Finality { alliance, checkpoint, finalized_through } = self.certified.verify(trusted)?;
         Ok(ProvenState {
             alliance,
             height: h,
-            block: self.header.id(),
+            block: header.id(),
             table: item.table,
             key: item.key.clone(),
             value: item.value.clone(),
@@ -295,12 +278,7 @@ impl Encode for StateProof {
     fn encode(&self, w: &mut Writer) {
         w.raw(MAGIC);
         w.u16(VERSION);
-        w.sized(|w| self.genesis.encode(w));
-        self.anchor.encode(w);
-        self.validators.encode(w);
-        self.header.encode(w);
-        w.seq(&self.descendants);
-        self.certificate.encode(w);
+        self.certified.encode(w);
         w.u8(self.item.table);
         w.bytes(&self.item.key);
         w.bytes(&self.item.value);
@@ -317,13 +295,7 @@ impl Decode for StateProof {
         if version != VERSION {
             return Err(DecodeError::invalid("state proof", format!("version {version}, this plaza reads version {VERSION}")));
         }
-        let genesis_len = r.len("genesis", crate::genesis::GENESIS_BYTES_MAX)?;
-        let genesis = Genesis::from_bytes(r.take(genesis_len)?, crate::genesis::GENESIS_BYTES_MAX)?;
-        let anchor = Anchor::decode(r)?;
-        let validators = ValidatorSet::decode(r)?;
-        let header = BlockHeader::decode(r)?;
-        let descendants: Vec<BlockHeader> = r.seq("descendant headers", DESCENDANT_DISTANCE_MAX as usize)?;
-        let certificate = Certificate::decode(r)?;
+        let certified = CertifiedHeader::decode(r)?;
         let table = r.u8()?;
         if !(1..=16).contains(&table) {
             return Err(DecodeError::InvalidTag { what: "state table", tag: table });
@@ -332,6 +304,6 @@ impl Decode for StateProof {
         let value = r.bytes("state value", ITEM_BYTES_MAX)?.to_vec();
         let path = InclusionProof::decode(r)?;
         let roots = StateRoots::decode(r)?;
-        Ok(StateProof { genesis, anchor, validators, header, descendants, certificate, item: StateItem { table, key, value, path, roots } })
+        Ok(StateProof { certified, item: StateItem { table, key, value, path, roots } })
     }
 }
