@@ -39,9 +39,19 @@ pub struct InitArgs {
     /// The merchant's key file (from `plaza keys new`); the node signs records and votes with it.
     #[arg(long)]
     pub key: PathBuf,
-    /// The node's network key; generated when absent.
+    /// The node's network key file: the key whose public key the genesis lists as this
+    /// member's `network_key` (checked); generated when the alliance lists none.
     #[arg(long)]
     pub network_key: Option<PathBuf>,
+    /// Take the --network-key given (or a new one) although the alliance lists another for
+    /// this merchant: the other nodes will refuse this node (tests of exactly that).
+    #[arg(long)]
+    pub unlisted_network_key: bool,
+    /// A read-only observer node (an auditor's): `--key` is the observer's own key, no member's;
+    /// it syncs and serves blocks but never votes or accepts submissions. Each member admits
+    /// its network key by listing it under `observers` in its config.toml (docs/AUDIT.md).
+    #[arg(long, conflicts_with_all = ["members_from_node", "members_from_export"])]
+    pub observer: bool,
     /// The libp2p listen address.
     #[arg(long, default_value = "/ip4/127.0.0.1/tcp/7100")]
     pub listen: String,
@@ -66,6 +76,11 @@ pub struct InitOutcome {
     pub home: PathBuf,
     pub merchant: plaza_ledger::PublicKey,
     pub network: plaza_ledger::PublicKey,
+    /// The libp2p peer id of the network key: what other nodes' `--peer` needs.
+    pub peer_id: String,
+    /// The listen address with the peer id: give it to the others as `--peer`.
+    pub peer_address: String,
+    pub observer: bool,
 }
 
 /// Paths `init` created, removed in reverse order unless [`Created::keep`] is called.
@@ -121,19 +136,23 @@ fn membership_source(args: &InitArgs) -> &'static str {
     }
 }
 
-/// Whether `key` is an active member now, per the chosen source.
-fn is_member(args: &InitArgs, genesis: &Genesis, key: &PublicKey) -> Result<bool, CliError> {
+/// An active member per the chosen source, with the network key it lists for the member
+/// (`Some(None)`: a member with no network key listed); `None` when `key` is no active member.
+fn member_network_key(args: &InitArgs, genesis: &Genesis, key: &PublicKey) -> Result<Option<Option<PublicKey>>, CliError> {
     if let Some(addr) = &args.members_from_node {
         return member_per_node(addr, genesis, key);
     }
     if let Some(path) = &args.members_from_export {
         let state = state_from_export(path, genesis)?;
-        return Ok(matches!(state.merchant(key), Some((_, MerchantStatus::Active))));
+        return Ok(match state.merchant(key) {
+            Some((profile, MerchantStatus::Active)) => Some(profile.network_key),
+            _ => None,
+        });
     }
-    Ok(genesis.members.iter().any(|m| m.key == *key))
+    Ok(genesis.members.iter().find(|m| m.key == *key).map(|m| m.network_key))
 }
 
-fn member_per_node(addr: &str, genesis: &Genesis, key: &PublicKey) -> Result<bool, CliError> {
+fn member_per_node(addr: &str, genesis: &Genesis, key: &PublicKey) -> Result<Option<Option<PublicKey>>, CliError> {
     let socket = addr.parse().map_err(|e| CliError::new(format!("--members-from-node {addr:?}: not a host:port address: {e}")))?;
     let client = Client::new(socket, None);
     let status = client.get("/v1/status")?.ok_json()?;
@@ -144,7 +163,42 @@ fn member_per_node(addr: &str, genesis: &Genesis, key: &PublicKey) -> Result<boo
     let merchants = client.get("/v1/merchants")?.ok_json()?;
     let list = merchants.get("merchants").and_then(Value::as_array).ok_or_else(|| CliError::new(format!("the node at {addr} listed no merchants")))?;
     let hex = key.to_hex();
-    Ok(list.iter().any(|m| m.get("key").and_then(Value::as_str) == Some(hex.as_str()) && m.get("status").and_then(Value::as_str) == Some("active")))
+    let Some(entry) = list.iter().find(|m| m.get("key").and_then(Value::as_str) == Some(hex.as_str()) && m.get("status").and_then(Value::as_str) == Some("active"))
+    else {
+        return Ok(None);
+    };
+    let network = match entry.get("network_key").and_then(Value::as_str) {
+        Some(h) => Some(PublicKey::from_hex(h).map_err(|e| CliError::new(format!("the node at {addr} lists a bad network key for {key}: {e}")))?),
+        None => None,
+    };
+    Ok(Some(network))
+}
+
+/// The node's network key: the one the alliance lists for this merchant, checked; a new one
+/// when it lists none (or `--unlisted-network-key` says to take whatever is given).
+fn choose_network_key(args: &InitArgs, listed: Option<PublicKey>, merchant: &PublicKey) -> Result<Keypair, CliError> {
+    let source = membership_source(args);
+    let how = "a network key is made like any key, `plaza keys new -o network.key`, and `plaza keys show network.key` prints the public key the organiser lists as the member's network_key in the genesis TOML";
+    match (&args.network_key, listed) {
+        (Some(path), listed) => {
+            let network = Keypair::load(path).map_err(ctx("init"))?;
+            if let Some(listed) = listed
+                && network.public() != listed
+                && !args.unlisted_network_key
+            {
+                return Err(CliError::new(format!(
+                    "the network key in {} is {}, but {source} lists {listed} for merchant {merchant}: the other nodes would refuse this node; give the key file whose public key is {listed} ({how})",
+                    path.display(),
+                    network.public()
+                )));
+            }
+            Ok(network)
+        }
+        (None, Some(listed)) if !args.unlisted_network_key => Err(CliError::new(format!(
+            "{source} lists network key {listed} for merchant {merchant}: give --network-key FILE, the key file with that public key ({how})"
+        ))),
+        (None, _) => Ok(Keypair::generate()),
+    }
 }
 
 /// Verifies an export of this alliance's chain and replays it to its final state.
@@ -193,14 +247,30 @@ pub fn init_home(args: &InitArgs) -> Result<InitOutcome, CliError> {
         }
     }
     let merchant = Keypair::load(&args.key).map_err(ctx("init"))?;
-    if !is_member(args, &genesis, &merchant.public())? {
-        return Err(CliError::new(format!("the merchant key {} is not an active member in {}", merchant.public(), membership_source(args))));
-    }
-    let network = match &args.network_key {
-        Some(path) => Keypair::load(path).map_err(ctx("init"))?,
-        None => Keypair::generate(),
+    let network = if args.observer {
+        // An observer (an auditor) signs nothing the alliance accepts: its own key, any network
+        // key; the members admit its network key read-only (`observers` in their config).
+        match &args.network_key {
+            Some(path) => Keypair::load(path).map_err(ctx("init"))?,
+            None => Keypair::generate(),
+        }
+    } else {
+        let Some(listed) = member_network_key(args, &genesis, &merchant.public())? else {
+            return Err(CliError::new(format!(
+                "the merchant key {} is not an active member in {} (an auditor's node without membership: plaza init --observer)",
+                merchant.public(),
+                membership_source(args)
+            )));
+        };
+        choose_network_key(args, listed, &merchant.public())?
     };
-    let config = NodeConfig { listen: args.listen.clone(), api: args.api.clone(), peers: args.peers.clone(), ..NodeConfig::default() };
+    let config = NodeConfig {
+        listen: args.listen.clone(),
+        api: args.api.clone(),
+        peers: args.peers.clone(),
+        observer: args.observer,
+        ..NodeConfig::default()
+    };
     config.validate().map_err(|e| CliError::new(e.replace("config.toml: ", "")))?;
     if let Some(warning) = plaza_node::limits::public_api_warning(&config.api) {
         eprintln!("warning: {warning}");
@@ -218,7 +288,9 @@ pub fn init_home(args: &InitArgs) -> Result<InitOutcome, CliError> {
     // The config last: its presence marks a finished home.
     created.file(&home.join("config.toml"), |p| std::fs::write(p, config.to_toml()).map_err(ctx("writing config.toml")))?;
     created.keep();
-    Ok(InitOutcome { home: home.clone(), merchant: merchant.public(), network: network.public() })
+    let peer_id = plaza_node::net::peer_id_of(&network.public()).map(|p| p.to_string()).unwrap_or_default();
+    let peer_address = format!("{}/p2p/{peer_id}", args.listen.trim_end_matches('/'));
+    Ok(InitOutcome { home: home.clone(), merchant: merchant.public(), network: network.public(), peer_id, peer_address, observer: args.observer })
 }
 
 fn save_key(keypair: &Keypair, path: &Path) -> Result<(), CliError> {
@@ -245,11 +317,23 @@ pub fn run(args: InitArgs) -> CliResult {
             "home": outcome.home.display().to_string(),
             "merchant": outcome.merchant.to_hex(),
             "network_key": outcome.network.to_hex(),
+            "peer_id": outcome.peer_id,
+            "peer_address": outcome.peer_address,
+            "observer": outcome.observer,
         }));
     } else {
-        println!("node home {} ready", outcome.home.display());
+        let kind = if outcome.observer { "observer node home" } else { "node home" };
+        println!("{kind} {} ready", outcome.home.display());
         println!("merchant  {}", outcome.merchant);
         println!("network   {}", outcome.network);
+        println!("peer id   {}", outcome.peer_id);
+        println!("the other nodes dial it with: --peer {}", outcome.peer_address);
+        if outcome.peer_address.contains("/0.0.0.0/") || outcome.peer_address.contains("/tcp/0/") {
+            println!("  (put this machine's address and the real port in place of 0.0.0.0 or port 0)");
+        }
+        if outcome.observer {
+            println!("each member admits it read-only by adding to its config.toml: observers = [\"{}\"]", outcome.network.to_hex());
+        }
         println!("start it with: plaza start --home {}", outcome.home.display());
     }
     Ok(())

@@ -10,8 +10,10 @@ use crate::output::{ctx, print_json, CliError, CliResult};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// Generate a new ed25519 key pair into a file readable only by you (0600).
-    #[command(after_help = "Example: plaza keys new -o merchant.key")]
+    /// Generate a new ed25519 key pair into a file readable only by you (0600): a merchant key,
+    /// or a node's network key (the same kind of key; the genesis lists its public key as the
+    /// member's `network_key`).
+    #[command(after_help = "Examples:\n  plaza keys new -o merchant.key\n  plaza keys new -o network.key    # a node's network key")]
     New {
         /// Where to write the key; never overwrites an existing file.
         #[arg(short, long)]
@@ -36,11 +38,15 @@ pub enum KeysCommand {
     },
 }
 
+/// Any key can be a merchant key or a network key; as a network key its libp2p peer id is
+/// what other nodes' `--peer /ip4/…/tcp/…/p2p/<peer id>` names.
 fn print_key(keypair: &Keypair, file: &std::path::Path, json: bool) {
+    let peer_id = plaza_node::net::peer_id_of(&keypair.public()).map(|p| p.to_string()).unwrap_or_default();
     if json {
-        print_json(&serde_json::json!({ "public_key": keypair.public().to_hex(), "file": file.display().to_string() }));
+        print_json(&serde_json::json!({ "public_key": keypair.public().to_hex(), "file": file.display().to_string(), "peer_id": peer_id }));
     } else {
         println!("public key {}  ({})", keypair.public().to_hex(), file.display());
+        println!("peer id    {peer_id}  (as a network key)");
     }
 }
 

@@ -4,6 +4,7 @@
 //! backtrace; data-printing commands take `--json`.
 
 mod audit;
+mod backup;
 mod genesis;
 mod init;
 mod keys;
@@ -17,12 +18,18 @@ mod sim;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use output::CliError;
 
 #[derive(Parser)]
-#[command(name = "plaza", version, about = "Plaza: a shared ledger for merchant alliances", propagate_version = true)]
+#[command(
+    name = "plaza",
+    version,
+    about = "Plaza: a shared ledger for merchant alliances",
+    propagate_version = true,
+    after_help = "Example: plaza testnet --nodes 1 --dir /tmp/plaza-dev"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,13 +38,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create, show or import ed25519 keys.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: plaza keys new -o merchant.key")]
     Keys(keys::KeysCommand),
     /// Turn an organiser's genesis TOML into the alliance's genesis.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: plaza genesis new alliance.toml -o genesis.bin")]
     Genesis(genesis::GenesisCommand),
     /// Create a node home: config, keys, genesis and an empty store.
-    #[command(after_help = "Example: plaza init --home ./hotpot --genesis genesis.bin --key merchant.key --peer /ip4/127.0.0.1/tcp/7101")]
+    #[command(after_help = "Examples:\n  plaza init --home ./hotpot --genesis genesis.bin --key hotpot.key --network-key hotpot-network.key --peer /ip4/10.0.0.2/tcp/7100/p2p/12D3KooW…\n  plaza init --observer --home ./observer --genesis genesis.bin --key auditor.key --peer /ip4/10.0.0.2/tcp/7100/p2p/12D3KooW…")]
     Init(init::InitArgs),
     /// Run a node.
     #[command(after_help = "Example: plaza start --home ./hotpot")]
@@ -67,6 +74,15 @@ enum Command {
     /// Check a proof written by `plaza proof`, offline.
     #[command(after_help = "Example: plaza verify-proof record.proof")]
     VerifyProof(audit::VerifyProofArgs),
+    /// Back up a node home, its store as a consistent checkpoint (the node may be running).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new node home.
+    Restore(backup::RestoreArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    #[command(after_help = "Examples:\n  plaza completions bash > ~/.local/share/bash-completion/completions/plaza\n  plaza completions zsh > ~/.zfunc/_plaza\n  plaza completions fish > ~/.config/fish/completions/plaza.fish")]
+    Completions {
+        shell: clap_complete::Shell,
+    },
     /// Run the seeded consensus simulator over many seeds.
     #[command(after_help = "Example: plaza sim --seeds 100000 --from 0")]
     Sim(sim::SimArgs),
@@ -89,6 +105,14 @@ fn main() -> ExitCode {
         Command::Export(a) => audit::export(a),
         Command::Proof(a) => audit::proof(a),
         Command::VerifyProof(a) => audit::verify_proof(a),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "plaza", &mut out);
+            output::print_bytes(&out);
+            Ok(())
+        }
         Command::Sim(a) => sim::run_command(a),
     };
     match result {

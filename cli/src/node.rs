@@ -37,7 +37,9 @@ pub fn start(args: StartArgs) -> CliResult {
     let json_logs = args.log_json || config.log_format == "json";
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLAZA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a person at a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let installed = if json_logs { builder.json().try_init() } else { builder.try_init() };
     if let Err(e) = installed {
         eprintln!("warning: logging not installed: {e}");
@@ -411,6 +413,12 @@ fn rejection_exit(answer: &Value) -> CliResult {
 
 fn print_record_status(v: &Value) {
     let id = v.get("id").and_then(Value::as_str).unwrap_or("?");
+    if v.get("original").and_then(Value::as_bool) == Some(true) {
+        match v.get("submitted").and_then(Value::as_str) {
+            Some(_) => println!("this order is already on the ledger: the original record {id} is answered (nothing new was submitted)"),
+            None => println!("record {id} was already known to the node (resent): its status follows"),
+        }
+    }
     match v.get("status").and_then(Value::as_str) {
         Some("final") => {
             let receipt = v.get("receipt").cloned().unwrap_or(Value::Null);
@@ -443,13 +451,17 @@ pub struct QueryArgs {
 
 #[derive(Subcommand)]
 pub enum QueryWhat {
-    /// Height, view, peers, period, clock.
+    /// Version, height, view, peers, sync state, period, clock.
+    #[command(after_help = "Example: plaza query --home ./hotpot status --json")]
     Status,
     /// A record's status: pending, or final with its receipt.
+    #[command(after_help = "Example: plaza query --home ./hotpot record 3f1c…e9")]
     Record { id: String },
     /// A finalized block by height or id.
+    #[command(after_help = "Example: plaza query --home ./hotpot block 42 --json")]
     Block { block: String },
     /// Recent blocks.
+    #[command(after_help = "Example: plaza query --home ./hotpot blocks --from 100 --limit 20")]
     Blocks {
         #[arg(long)]
         from: Option<u64>,
@@ -461,14 +473,19 @@ pub enum QueryWhat {
     #[command(after_help = "Examples:\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --within 2km\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --within 1.5km --category restaurant --json\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --within 2km --coupon SECRET\n  plaza query --home ./hotpot merchants --near 31.2239,121.4460 --card <card id>")]
     Merchants(crate::nearby::MerchantFilters),
     /// Districts (商圈) with their members.
+    #[command(after_help = "Example: plaza query --home ./hotpot districts")]
     Districts,
     /// One merchant and its balance.
+    #[command(after_help = "Example: plaza query --home ./hotpot merchant <merchant key>")]
     Merchant { key: String },
     /// Registered promoters.
+    #[command(after_help = "Example: plaza query --home ./hotpot promoters --json")]
     Promoters,
     /// A member card and its points.
+    #[command(after_help = "Example: plaza query --home ./hotpot card 00112233445566778899aabbccddeeff")]
     Card { card: String },
     /// A coupon by its code (hashed here) or code hash.
+    #[command(after_help = "Example: plaza query --home ./hotpot coupon --code CPN-0001")]
     Coupon {
         #[arg(long, conflicts_with = "hash")]
         code: Option<String>,
@@ -476,21 +493,28 @@ pub enum QueryWhat {
         hash: Option<String>,
     },
     /// Every party's balance.
+    #[command(after_help = "Example: plaza query --home ./hotpot balances")]
     Balances,
     /// One party's balance: merchant key, merchant:<key> or promoter:<id>.
+    #[command(after_help = "Example: plaza query --home ./hotpot balance promoter:kol-lily")]
     Balance { party: String },
     /// Statement summaries.
+    #[command(after_help = "Example: plaza query --home ./hotpot statements --json")]
     Statements,
     /// One statement in full (a period number or `latest`) with its payment plan.
+    #[command(after_help = "Example: plaza query --home ./hotpot statement 3")]
     Statement {
         #[arg(default_value = "latest")]
         period: String,
     },
     /// A record's Merkle inclusion proof.
+    #[command(after_help = "Example: plaza query --home ./hotpot proof 3f1c…e9 --json > record.proof.json")]
     Proof { id: String },
     /// A governance proposal.
+    #[command(after_help = "Example: plaza query --home ./hotpot proposal <record id>")]
     Proposal { id: String },
     /// The policy in force and every version.
+    #[command(after_help = "Example: plaza query --home ./hotpot policy --json")]
     Policy,
 }
 

@@ -85,6 +85,14 @@ pub fn print_json(value: &serde_json::Value) {
     }
 }
 
+/// Writes bytes to stdout as they are (a closed pipe ends quietly, as for JSON).
+pub fn print_bytes(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+}
+
 /// Whoever read our output has gone (`| head`): stop quietly, as a pipeline expects.
 fn stdout_failed(e: &std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {

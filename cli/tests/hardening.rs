@@ -577,6 +577,8 @@ fn init_checks_its_inputs_and_leaves_nothing_behind() {
         .arg(&a.genesis)
         .arg("--key")
         .arg(&a.key_file)
+        .arg("--network-key")
+        .arg(a.home.join("keys").join("network.key"))
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "0.0.0.0:7999"])
         .output()
         .expect("init");

@@ -146,10 +146,16 @@ fn the_example_genesis_with_real_keys_registers_its_promoters() {
     assert!(example.contains("`plaza genesis example` prints this file"), "the example names the command that prints it");
     assert!(!example.contains("--example"), "no pointer to a command that does not exist");
     let mut text = example;
-    for (i, placeholder) in ["<hex public key>", "<hex network key>", "<hex public key>"].iter().enumerate() {
-        let key = new_key(dir.path(), &format!("k{i}.key"));
-        text = text.replacen(placeholder, &key, 1);
+    // Every placeholder, as the example's header says (two members with a network key each).
+    let mut i = 0;
+    for placeholder in ["<hex public key>", "<hex network key>"] {
+        while text.contains(placeholder) {
+            i += 1;
+            let key = new_key(dir.path(), &format!("k{i}.key"));
+            text = text.replacen(placeholder, &key, 1);
+        }
     }
+    assert_eq!(i, 4, "two merchant keys and two network keys to fill in");
     std::fs::write(dir.path().join("alliance.toml"), &text).expect("write");
     ok(&plaza(&["genesis", "new", "alliance.toml", "-o", "genesis.bin"], dir.path()));
     let shown: serde_json::Value = serde_json::from_str(&ok(&plaza(&["genesis", "show", "genesis.bin", "--json"], dir.path()))).expect("json");

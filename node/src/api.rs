@@ -15,7 +15,7 @@ use axum::Router;
 use plaza_ledger::codec::Decode;
 use plaza_ledger::contract::{Statement, StatementSummary};
 use plaza_ledger::merkle;
-use plaza_ledger::record::{CardId, Party, Record, RecordBody, RECORD_BYTES_MAX};
+use plaza_ledger::record::{CardId, Party, Payload, Record, RecordBody, RECORD_BYTES_MAX};
 use plaza_ledger::{Hash, PublicKey};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,7 +54,13 @@ impl ApiError {
     /// A refused record: the status follows the refusal's kind (429 when the node is full,
     /// so the client may retry; 400 otherwise).
     fn from_rejection(rejection: &Rejection) -> ApiError {
-        let status = if rejection.is_retryable() { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::BAD_REQUEST };
+        let status = if rejection.is_retryable() {
+            StatusCode::TOO_MANY_REQUESTS
+        } else if matches!(rejection, Rejection::ConflictingOrder { .. }) {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         ApiError { status, code: rejection.code(), message: rejection.to_string() }
     }
 }
@@ -73,6 +79,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/v1/status", get(status))
         .route("/v1/records", post(submit))
         .route("/v1/records/{id}", get(record_status))
@@ -96,6 +104,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/proposals/{id}", get(proposal))
         .route("/v1/policy", get(policy))
         .route("/v1/testnet/clock", post(advance_clock))
+        .route("/v1/admin/backup", post(backup))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(shared)
@@ -128,24 +137,77 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn metrics(AxumState(shared): S) -> impl IntoResponse {
+    // The gauges that depend on the clock or on peers' reports are brought up to date here.
+    let height = *shared.tip.borrow();
+    let lag = shared.status().best_peer_height.saturating_sub(height);
+    shared.metrics.sync_lag_blocks.set(i64::try_from(lag).unwrap_or(i64::MAX));
+    shared.metrics.last_block_age_seconds.set(last_block_age_ms(&shared) as f64 / 1000.0);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], shared.metrics.render())
+}
+
+/// The node's build version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Milliseconds from the last finalized block's time to the node's clock (0 if in the future).
+fn last_block_age_ms(shared: &Shared) -> u64 {
+    let last = shared.state().last_block_time_ms();
+    shared.clock.now_ms().saturating_sub(last)
+}
+
+fn readiness(shared: &Shared) -> crate::Readiness {
+    let height = *shared.tip.borrow();
+    let quorum = shared.state().validator_set().quorum();
+    shared.status().readiness(height, quorum)
+}
+
+/// The process is up and its API answers.
+async fn healthz() -> ApiResult {
+    Ok(axum::Json(json!({"status": "ok", "version": VERSION})))
+}
+
+/// Ready to serve: connected to a quorum (a validator) or to a member (any other node), and
+/// synced; otherwise 503 with the reason.
+async fn readyz(AxumState(shared): S) -> Response {
+    let r = readiness(&shared);
+    let height = *shared.tip.borrow();
+    match r.reason {
+        None => axum::Json(json!({"status": "ready", "height": height, "sync": r.sync_state, "lag_blocks": r.lag_blocks, "validators_reachable": r.validators_reachable, "quorum": r.quorum})).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"code": "not-ready", "message": reason, "height": height, "sync": r.sync_state, "lag_blocks": r.lag_blocks, "validators_reachable": r.validators_reachable, "quorum": r.quorum})),
+        )
+            .into_response(),
+    }
 }
 
 async fn status(AxumState(shared): S) -> ApiResult {
     let status = shared.status().clone();
     let height = *shared.tip.borrow();
+    let readiness = readiness(&shared);
     let state = shared.state();
     let (period, period_start, period_end) = state.period();
     let value = json!({
+        "version": VERSION,
         "alliance_id": shared.alliance.to_hex(),
+        "utc_offset_minutes": state.utc_offset_minutes(),
         "merchant": shared.merchant.public().to_hex(),
         "validator": status.validator,
         "peer_id": status.peer_id,
         "listen": status.listen,
         "peers": status.peers,
+        "peer_count": status.peers.len(),
+        "validator_peers": status.validator_peers,
+        "sync": {
+            "state": readiness.sync_state,
+            "lag_blocks": readiness.lag_blocks,
+            "best_peer_height": status.best_peer_height,
+            "ready": readiness.reason.is_none(),
+            "not_ready_reason": readiness.reason,
+        },
         "height": height,
         "view": status.view,
         "last_block_time_ms": state.last_block_time_ms(),
+        "last_block_age_ms": shared.clock.now_ms().saturating_sub(state.last_block_time_ms()),
         "state_root": state.state_root().to_hex(),
         "period": {"number": period, "start_ms": period_start, "end_ms": period_end},
         "validators": state.validator_set().validators().iter().map(|v| v.key.to_hex()).collect::<Vec<_>>(),
@@ -183,6 +245,13 @@ impl From<crate::auth::Refusal> for ApiError {
 }
 
 async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<SubmitQuery>, body: Bytes) -> ApiResult {
+    if shared.config.observer {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "observer-read-only",
+            message: "this node is a read-only observer: it accepts no records; submit to a member's node".into(),
+        });
+    }
     // Client-signed records need a guest token (or none, if open); node-signed ones the node's.
     let authority = crate::auth::submit_authority(&shared, &headers)?;
     let mut body: SubmitBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
@@ -204,11 +273,15 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
             .map_err(|e| ApiError::bad("malformed-record", format!("record {i}: {e}")))?;
         records.push(record);
     }
+    // A node-signed sale without a base gets the rules' base now, which may differ from what
+    // the original got: a retry of it is compared without the base.
+    let retry_ignores_base = matches!(&body.payload, Some(PayloadJson::Sale { base: None, .. }));
     if let Some(payload) = body.payload.as_mut() {
         crate::auth::require_node(authority)?;
         // Without a base, a sale's base is the largest the rules allow (decision 6, 7).
         crate::sale_base::fill_default_base(payload, &shared.state(), &shared.merchant.public(), shared.clock.now_ms());
     }
+    let body_had_payload = body.payload.is_some();
     if let Some(payload) = body.payload {
         let payload = payload.to_payload().map_err(|e| ApiError::bad("bad-payload", e))?;
         let body = RecordBody { alliance: shared.alliance, signer: shared.merchant.public(), created_at_ms: shared.clock.now_ms(), payload };
@@ -241,6 +314,20 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
             }
         }
     }
+    // POS retries: a sale whose order id this signer already used answers with the original
+    // sale (the same sale) or is refused as `conflicting-order` (a different one).
+    let node_signed_index = body_had_payload.then(|| records.len() - 1);
+    let mut originals: Vec<Option<Hash>> = vec![None; records.len()];
+    for (i, (record, result)) in records.iter().zip(results.iter_mut()).enumerate() {
+        if result.is_err() {
+            continue;
+        }
+        match order_match(&shared, record, retry_ignores_base && node_signed_index == Some(i))? {
+            OrderMatch::New => {}
+            OrderMatch::Same(original) => originals[i] = Some(original),
+            OrderMatch::Conflict { order, original } => *result = Err(Rejection::ConflictingOrder { order, original }),
+        }
+    }
     if authority != crate::auth::Authority::Node {
         shared.submit_limits.take(&counts, shared.config.api_guest_records_per_signer_per_minute, std::time::Instant::now())?;
     }
@@ -249,8 +336,17 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
     {
         return Err(ApiError::from_rejection(rejection));
     }
-    let mut admissions: Vec<Option<Admission>> = results.iter().map(|r| r.as_ref().err().map(|e| Admission::Refused(e.clone()))).collect();
-    let to_submit: Vec<Record> = records.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(rec, _)| rec.clone()).collect();
+    let mut admissions: Vec<Option<Admission>> = results
+        .iter()
+        .zip(&originals)
+        .map(|(r, original)| match (r, original) {
+            (Err(e), _) => Some(Admission::Refused(e.clone())),
+            (Ok(()), Some(_)) => Some(Admission::Final),
+            (Ok(()), None) => None,
+        })
+        .collect();
+    let to_submit: Vec<Record> =
+        records.iter().zip(&results).zip(&originals).filter(|((_, r), o)| r.is_ok() && o.is_none()).map(|((rec, _), _)| rec.clone()).collect();
     if !to_submit.is_empty() {
         let (tx, rx) = oneshot::channel();
         shared
@@ -275,8 +371,9 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
         let mut tip = shared.tip.clone();
         loop {
-            let all_final = records.iter().zip(&admissions).all(|(r, a)| {
-                matches!(a, Some(Admission::Refused(_))) || matches!(shared.store.record_location(&r.id()), Ok(Some(_)))
+            let all_final = records.iter().zip(&admissions).zip(&originals).all(|((r, a), original)| {
+                let id = original.unwrap_or_else(|| r.id());
+                matches!(a, Some(Admission::Refused(_))) || matches!(shared.store.record_location(&id), Ok(Some(_)))
             });
             if all_final {
                 break;
@@ -289,17 +386,92 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
     let results: Vec<Value> = records
         .iter()
         .zip(admissions)
-        .map(|(r, a)| match a {
+        .zip(originals)
+        .map(|((r, a), original)| match a {
             Some(Admission::Refused(rejection)) => {
-                json!({"id": r.id().to_hex(), "status": "refused", "code": rejection.code(), "reason": rejection.to_string()})
+                let mut v = json!({"id": r.id().to_hex(), "status": "refused", "code": rejection.code(), "reason": rejection.to_string()});
+                if let Rejection::ConflictingOrder { original, .. } = &rejection {
+                    v["original"] = json!(original.to_hex());
+                }
+                v
             }
-            _ => record_state(&shared, &r.id()).unwrap_or_else(|e| json!({"id": r.id().to_hex(), "status": "error", "code": e.code, "reason": e.message})),
+            a => {
+                // An answer about a record the node already had: the same record resent, or
+                // the original sale of a retried order (`original: true`, with its id).
+                let id = original.unwrap_or_else(|| r.id());
+                let mut v = record_state(&shared, &id).unwrap_or_else(|e| json!({"id": id.to_hex(), "status": "error", "code": e.code, "reason": e.message}));
+                let earlier = original.is_some() || matches!(a, Some(Admission::Pending | Admission::Final));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("original".into(), json!(earlier));
+                    if original.is_some() {
+                        o.insert("submitted".into(), json!(r.id().to_hex()));
+                    }
+                }
+                v
+            }
         })
         .collect();
     if single && results.len() == 1 {
         return Ok(axum::Json(results.into_iter().next().unwrap_or(Value::Null)));
     }
     Ok(axum::Json(json!({"results": results})))
+}
+
+/// What a submitted record's order id already is, for its signer.
+enum OrderMatch {
+    /// Not a sale, or an order id not used yet (or this very record).
+    New,
+    /// The same sale as the original record, final or pending.
+    Same(Hash),
+    /// A different sale under the same order id.
+    Conflict { order: String, original: Hash },
+}
+
+/// Whether two sale payloads are the same sale (the base left out when `ignore_base`).
+fn same_sale(a: &Payload, b: &Payload, ignore_base: bool) -> bool {
+    match (a, b) {
+        (
+            Payload::Sale { order, gross, base, card, referral_code, coupon_codes, points_redeemed },
+            Payload::Sale { order: o2, gross: g2, base: b2, card: c2, referral_code: r2, coupon_codes: cc2, points_redeemed: p2 },
+        ) => order == o2 && gross == g2 && (ignore_base || base == b2) && card == c2 && referral_code == r2 && coupon_codes == cc2 && points_redeemed == p2,
+        _ => false,
+    }
+}
+
+/// Looks for an earlier sale with this record's order id by the same signer: final (in the
+/// state) or pending (in the mempool).
+fn order_match(shared: &Shared, record: &Record, ignore_base: bool) -> Result<OrderMatch, ApiError> {
+    let Payload::Sale { order, .. } = record.payload() else { return Ok(OrderMatch::New) };
+    let signer = *record.signer();
+    let id = record.id();
+    let verdict = |original: &Record| {
+        if same_sale(original.payload(), record.payload(), ignore_base) {
+            OrderMatch::Same(original.id())
+        } else {
+            OrderMatch::Conflict { order: order.clone(), original: original.id() }
+        }
+    };
+    let final_original = shared.state().sales_by_order(order).into_iter().find(|s| s.seller == signer).map(|s| s.record);
+    if let Some(original_id) = final_original {
+        if original_id == id {
+            return Ok(OrderMatch::New);
+        }
+        let location = shared.store.record_location(&original_id).map_err(|e| ApiError::internal(e.to_string()))?;
+        let block = match location {
+            Some(l) => shared.store.block(l.height).map_err(|e| ApiError::internal(e.to_string()))?,
+            None => None,
+        };
+        let original = block.and_then(|b| b.block.records.into_iter().find(|r| r.id() == original_id));
+        return Ok(match original {
+            Some(original) => verdict(&original),
+            None => OrderMatch::Conflict { order: order.clone(), original: original_id },
+        });
+    }
+    let mempool = shared.mempool();
+    let pending = mempool
+        .of_signer(&signer)
+        .find(|r| r.id() != id && matches!(r.payload(), Payload::Sale { order: o, .. } if o == order));
+    Ok(pending.map_or(OrderMatch::New, verdict))
 }
 
 /// A record's status: final (height, index, receipt), pending (in the mempool), or unknown.
@@ -729,4 +901,40 @@ async fn advance_clock(AxumState(shared): S, headers: HeaderMap, body: Bytes) ->
         refused => ApiError::bad("bad-clock", refused.to_string()),
     })?;
     Ok(axum::Json(json!({"clock_offset_ms": offset, "clock_ms": shared.clock.now_ms()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    /// Where to write the store's checkpoint: an absolute path that does not exist yet.
+    dir: String,
+}
+
+/// A consistent copy of the running node's store (a RocksDB checkpoint) in `dir`; `plaza
+/// backup` adds the home's other files around it. The node's token only.
+async fn backup(AxumState(shared): S, headers: HeaderMap, body: Bytes) -> ApiResult {
+    check_token(&shared, &headers)?;
+    let body: BackupBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad("bad-json", format!("request body: {e}")))?;
+    let dir = std::path::PathBuf::from(&body.dir);
+    if !dir.is_absolute() {
+        return Err(ApiError::bad("bad-backup-dir", format!("{:?} is not an absolute path", body.dir)));
+    }
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        return Err(ApiError::bad("bad-backup-dir", format!("{} exists already; give a new directory", dir.display())));
+    }
+    if !dir.parent().is_some_and(std::path::Path::is_dir) {
+        return Err(ApiError::bad("bad-backup-dir", format!("the parent directory of {} does not exist", dir.display())));
+    }
+    let store = shared.store.clone();
+    let target = dir.clone();
+    let height = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        store.checkpoint(&target).map_err(|e| e.to_string())?;
+        // What the copy holds (the node may have finalized more since).
+        let copy = plaza_ledger::store::Store::open(&target).map_err(|e| e.to_string())?;
+        copy.tip_height().map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("backup into {}: {e}", dir.display())))?;
+    Ok(axum::Json(json!({"dir": dir.display().to_string(), "height": height})))
 }

@@ -13,8 +13,12 @@ pub struct NodeConfig {
     pub api: String,
     /// Multiaddrs of peers to dial at start.
     pub peers: Vec<String>,
-    /// Network keys (hex) of observer nodes allowed to connect read-only.
+    /// Network keys (hex) of observer nodes allowed to connect read-only; re-read from the
+    /// file while the node runs.
     pub observers: Vec<String>,
+    /// This node is an observer (`plaza init --observer`): it syncs and serves blocks, never
+    /// votes, and refuses submissions.
+    pub observer: bool,
     /// `human` or `json`.
     pub log_format: String,
     /// Records waiting in the mempool, at most.
@@ -73,6 +77,7 @@ impl Default for NodeConfig {
             api: "127.0.0.1:7180".into(),
             peers: Vec::new(),
             observers: Vec::new(),
+            observer: false,
             log_format: "human".into(),
             mempool_records_max: 100_000,
             mempool_records_per_merchant_max: 20_000,
@@ -147,6 +152,9 @@ impl NodeConfig {
         }
         if self.api_guest_records_per_signer_per_minute == 0 {
             return Err("config.toml: api_guest_records_per_signer_per_minute must be positive".into());
+        }
+        if let Some(bad) = self.observers.iter().find(|o| plaza_ledger::PublicKey::from_hex(o).is_err()) {
+            return Err(format!("config.toml: observers: {bad:?} is not a network key (64 hex digits, as `plaza keys show` prints it)"));
         }
         crate::limits::check_config(self)?;
         self.api.parse::<std::net::SocketAddr>().map_err(|e| format!("config.toml: api {:?}: {e}", self.api))?;

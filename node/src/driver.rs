@@ -56,6 +56,9 @@ pub struct Driver {
     sync_limiter: net::SyncLimiter<PeerId>,
     tip_tx: watch::Sender<u64>,
     commands: mpsc::Receiver<Command>,
+    /// `config.toml`, whose `observers` are re-read when it changes.
+    config_path: std::path::PathBuf,
+    config_modified: Option<std::time::SystemTime>,
 }
 
 /// Starts a node from its home and runs it until Ctrl-C or SIGTERM.
@@ -133,6 +136,8 @@ pub async fn run(home: &Path) -> Result<(), String> {
         sync_limiter: net::SyncLimiter::new(net::SYNC_REQUESTS_PER_PEER_PER_S, net::SYNC_REQUESTS_PER_PEER_BURST),
         tip_tx,
         commands: command_rx,
+        config_modified: std::fs::metadata(home.config()).and_then(|m| m.modified()).ok(),
+        config_path: home.config(),
     };
     driver.refresh_members();
     driver.perform_effects();
@@ -189,7 +194,10 @@ impl Driver {
                     let now = self.now();
                     self.replica.handle_timeout(now);
                 }
-                _ = redial.tick() => self.redial(),
+                _ = redial.tick() => {
+                    self.reload_observers();
+                    self.redial();
+                }
             }
             self.perform_effects();
         }
@@ -294,6 +302,34 @@ impl Driver {
         self.member_peers = members;
         self.observer_peers = observers;
         self.validator_peers = validators;
+        self.update_peer_status();
+    }
+
+    /// A member admits (or drops) an observer by editing `observers` in its config.toml; the
+    /// running node picks the list up within a redial interval. A config that no longer parses
+    /// changes nothing (and says so).
+    fn reload_observers(&mut self) {
+        let modified = std::fs::metadata(&self.config_path).and_then(|m| m.modified()).ok();
+        if modified == self.config_modified {
+            return;
+        }
+        self.config_modified = modified;
+        let text = match std::fs::read_to_string(&self.config_path) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!("config.toml changed but cannot be read: {e}");
+                return;
+            }
+        };
+        match NodeConfig::from_toml(&text) {
+            Ok(config) if config.observers != self.config.observers => {
+                info!(observers = config.observers.len(), "config.toml changed: observers reloaded");
+                self.config.observers = config.observers;
+                self.refresh_members();
+            }
+            Ok(_) => {}
+            Err(e) => warn!("config.toml changed but is not used until it parses: {e}"),
+        }
     }
 
     fn redial(&mut self) {
@@ -378,9 +414,15 @@ impl Driver {
     }
 
     fn update_peer_status(&mut self) {
-        let peers: Vec<String> = self.swarm.connected_peers().map(|p| p.to_string()).collect();
-        self.shared.metrics.peers.set(peers.len() as i64);
-        self.shared.status().peers = peers;
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let validator_peers = connected.iter().filter(|p| self.validator_peers.contains_key(p)).count();
+        let member_peers = connected.iter().filter(|p| self.member_peers.contains(p)).count();
+        self.shared.metrics.peers.set(connected.len() as i64);
+        self.shared.metrics.validator_peers.set(validator_peers as i64);
+        let mut status = self.shared.status();
+        status.peers = connected.iter().map(|p| p.to_string()).collect();
+        status.validator_peers = validator_peers;
+        status.member_peers = member_peers;
     }
 
     fn request_sync(&mut self, request: SyncRequest, attempt: u64) {
@@ -407,6 +449,11 @@ impl Driver {
                     let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
                 }
                 request_response::Message::Response { response, .. } => {
+                    // Only members serve sync; the highest tip one reported measures our lag.
+                    if self.member_peers.contains(&peer) {
+                        let mut status = self.shared.status();
+                        status.best_peer_height = status.best_peer_height.max(response.tip);
+                    }
                     if let Err(e) = self.replica.handle_sync_response(self.now(), response) {
                         warn!(%peer, "{e}");
                     }

@@ -66,7 +66,8 @@ use plaza_ledger::record::Record;
 #[cfg(feature = "io")]
 use plaza_ledger::store::Store;
 #[cfg(feature = "io")]
-use plaza_ledger::{Hash, Keypair};
+use plaza_ledger::Keypair;
+use plaza_ledger::Hash;
 #[cfg(feature = "io")]
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -185,6 +186,10 @@ pub enum Rejection {
     MerchantQueueFull,
     #[error("the record's created-at time is outside the time window of the node's clock")]
     OutsideTimeWindow,
+    /// A sale whose order id this signer already used for a different sale (a retry must
+    /// repeat the original exactly).
+    #[error("order {order:?} is already record {original}, a different sale; a retry must repeat the original sale")]
+    ConflictingOrder { order: String, original: Hash },
 }
 
 impl Rejection {
@@ -196,6 +201,7 @@ impl Rejection {
             Rejection::MempoolFull => "mempool-full",
             Rejection::MerchantQueueFull => "merchant-queue-full",
             Rejection::OutsideTimeWindow => "outside-time-window",
+            Rejection::ConflictingOrder { .. } => "conflicting-order",
         }
     }
     /// The node is full: the same record may be admitted later.
@@ -218,6 +224,60 @@ pub struct Status {
     pub peer_id: String,
     pub listen: Vec<String>,
     pub peers: Vec<String>,
+    /// Connected peers whose network key is a validator's.
+    pub validator_peers: usize,
+    /// Connected peers whose network key is a member's (validators included).
+    pub member_peers: usize,
+    /// The highest finalized height a peer reported in a block-sync answer.
+    pub best_peer_height: u64,
+}
+
+/// Whether a node is ready to serve (`GET /readyz`), and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// `synced`, `syncing` or `no-peers`.
+    pub sync_state: &'static str,
+    /// Blocks behind the highest tip a peer reported (0 when none is known to be ahead).
+    pub lag_blocks: u64,
+    /// Validators reachable: connected validator peers, plus this node if it validates.
+    pub validators_reachable: usize,
+    pub quorum: usize,
+    /// Why the node is not ready; `None` when it is.
+    pub reason: Option<String>,
+}
+
+/// A node this many blocks behind a peer's reported tip is syncing, not ready.
+pub const READY_LAG_BLOCKS_MAX: u64 = 2;
+
+impl Status {
+    /// Readiness from the live status, the finalized height and the validator set's size and
+    /// quorum: a validator needs a quorum of validators reachable (itself included), any other
+    /// node at least one member peer; and the node must be within
+    /// [`READY_LAG_BLOCKS_MAX`] blocks of every tip its peers reported.
+    pub fn readiness(&self, height: u64, quorum: usize) -> Readiness {
+        let validators_reachable = self.validator_peers + usize::from(self.validator);
+        let lag_blocks = self.best_peer_height.saturating_sub(height);
+        let connected = if self.validator { validators_reachable >= quorum } else { self.member_peers > 0 };
+        let sync_state = if !connected && self.peers.is_empty() {
+            "no-peers"
+        } else if lag_blocks > READY_LAG_BLOCKS_MAX {
+            "syncing"
+        } else {
+            "synced"
+        };
+        let reason = if !connected {
+            Some(if self.validator {
+                format!("{validators_reachable} of the {quorum} validators a quorum needs are connected (this node included)")
+            } else {
+                "no member peer is connected".to_owned()
+            })
+        } else if lag_blocks > READY_LAG_BLOCKS_MAX {
+            Some(format!("syncing: {lag_blocks} blocks behind a peer's tip {} (at most {READY_LAG_BLOCKS_MAX})", self.best_peer_height))
+        } else {
+            None
+        };
+        Readiness { sync_state, lag_blocks, validators_reachable, quorum, reason }
+    }
 }
 
 /// What the API and the driver share.

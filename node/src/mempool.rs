@@ -48,6 +48,10 @@ impl Mempool {
     pub fn get(&self, id: &Hash) -> Option<&Record> {
         self.records.get(id)
     }
+    /// The records one signer has waiting, in arrival order.
+    pub fn of_signer<'a>(&'a self, signer: &PublicKey) -> impl Iterator<Item = &'a Record> + 'a {
+        self.queues.get(signer).into_iter().flatten().filter_map(|id| self.records.get(id))
+    }
 
     /// Admits a record that already passed [`Record::check`]. `now_ms` is the node's block
     /// clock and `window_ms` the policy's record time window.

@@ -14,6 +14,12 @@ pub struct Metrics {
     pub finalized_records: Counter,
     pub mempool_records: Gauge,
     pub peers: Gauge,
+    /// Connected peers whose network key is a validator's.
+    pub validator_peers: Gauge,
+    /// Blocks behind the highest tip a peer reported (set when rendered).
+    pub sync_lag_blocks: Gauge,
+    /// Seconds since the last finalized block's time (set when rendered).
+    pub last_block_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub refused_peers: Counter,
     pub invalid_proposals: Counter,
     pub synced_blocks: Counter,
@@ -55,6 +61,9 @@ impl Metrics {
             finalized_records: Counter::default(),
             mempool_records: Gauge::default(),
             peers: Gauge::default(),
+            validator_peers: Gauge::default(),
+            sync_lag_blocks: Gauge::default(),
+            last_block_age_seconds: Gauge::default(),
             refused_peers: Counter::default(),
             invalid_proposals: Counter::default(),
             synced_blocks: Counter::default(),
@@ -76,6 +85,14 @@ impl Metrics {
         registry.register("finalized_records", "Records finalized since start", m.finalized_records.clone());
         registry.register("mempool_records", "Records waiting in the mempool", m.mempool_records.clone());
         registry.register("peers", "Connected peers", m.peers.clone());
+        registry.register("validator_peers", "Connected peers that are validators", m.validator_peers.clone());
+        registry.register("sync_lag_blocks", "Blocks behind the highest finalized tip a peer reported", m.sync_lag_blocks.clone());
+        registry.register("last_block_age_seconds", "Seconds since the time of the last finalized block", m.last_block_age_seconds.clone());
+        registry.register(
+            "build",
+            "The node's build",
+            prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION").to_owned())]),
+        );
         registry.register("refused_peers", "Connections refused: not a member or observer", m.refused_peers.clone());
         registry.register("invalid_proposals", "Proposals that failed verification or execution", m.invalid_proposals.clone());
         registry.register("synced_blocks", "Blocks stored through block sync", m.synced_blocks.clone());

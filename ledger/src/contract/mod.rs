@@ -403,6 +403,10 @@ impl State {
     pub fn last_block_time_ms(&self) -> u64 {
         self.last_block_ms
     }
+    /// The alliance's time zone (genesis): minutes east of UTC, for local dates and periods.
+    pub fn utc_offset_minutes(&self) -> i32 {
+        self.utc_offset_minutes
+    }
     /// The open period: (number, start, end).
     pub fn period(&self) -> (u64, u64, u64) {
         (self.period, self.period_start_ms, self.period_end_ms)

@@ -208,6 +208,14 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// A consistent copy of the whole store in `dir` (which must not exist), taken while the
+    /// store is in use: a RocksDB checkpoint (hard links to the immutable files where `dir`
+    /// is on the same file system). The primary instance only; `plaza backup` uses it.
+    pub fn checkpoint(&self, dir: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
     }
