@@ -487,6 +487,9 @@ fn wide_alliance_streams_keep_every_invariant() {
 /// points of other merchants it redeems, so sales of these streams that redeemed such points
 /// with a base above the new limit now get receipt 57 `base-includes-points` (counted below).
 /// Decision 17 (promoter debts) changes nothing here: these streams name no promoter.
+/// Re-pinned on 2026-12-03 for the S8 fix: a sale whose points paid off a card's debt now
+/// remembers those points, so its refund restores the debt (and the sale takes a lot id even
+/// when no lot is made); with the fix reverted the old digest comes back.
 #[test]
 fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
     let mut digest = blake3::Hasher::new();
@@ -516,5 +519,5 @@ fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
         absorb(&state, &out);
     }
     assert!(base_includes_points > 0, "the streams exercise the points limit of the base");
-    assert_eq!(digest.finalize().to_hex().as_str(), "ad1a99a55f380c80500fdc07cab07b875d831fa10666b4be8d73df3eda06b19c");
+    assert_eq!(digest.finalize().to_hex().as_str(), "1e7db2e7a5608ff3b450cce5994ae37006fcb1991cfa92ae8d0ff8d204dd47da");
 }

@@ -273,6 +273,29 @@ fn s8_refund_before_lock_is_pro_rata_and_spent_points_go_negative() {
 }
 
 #[test]
+fn s8_a_refunded_sale_that_paid_off_a_points_debt_restores_the_debt() {
+    let mut sim = Sim::new();
+    issue_card(&mut sim, "school", card(16));
+    assert_eq!(sim.sale("hotpot", "o-1", "100.00", "100.00").card(card(16)).submit(&mut sim), Code::Accepted); // 100 pts
+    sim.advance(DAY_MS + 1);
+    assert_eq!(sim.sale("mart", "m-1", "10.00", "9.00").card(card(16)).points(100).submit(&mut sim), Code::Accepted);
+    // Refunding hotpot's sale in full cancels its 100 points, all spent: the card owes 100.
+    assert_eq!(sim.submit("hotpot", refund("o-1", "r-1", "100.00")), Code::Accepted);
+    assert_eq!(sim.state.card(&card(16), sim.now).unwrap().debt, 100);
+    // A new hotpot sale earns 30 points, all of which pay off the debt (no lot)...
+    assert_eq!(sim.sale("hotpot", "o-2", "30.00", "30.00").card(card(16)).submit(&mut sim), Code::Accepted);
+    assert_eq!(sim.state.card(&card(16), sim.now).unwrap().debt, 70);
+    // ...and refunding that sale cancels those 30 points again: the debt is back to 100.
+    assert_eq!(sim.submit("hotpot", refund("o-2", "r-2", "30.00")), Code::Accepted);
+    assert_eq!(sim.state.card(&card(16), sim.now).unwrap().debt, 100, "a sale and its full refund leave the card as it was");
+    // Partly: a debt of 100 absorbs all 50 points of a sale; refunding half of it brings 25 back.
+    assert_eq!(sim.sale("hotpot", "o-3", "50.00", "50.00").card(card(16)).submit(&mut sim), Code::Accepted);
+    assert_eq!(sim.state.card(&card(16), sim.now).unwrap().debt, 50);
+    assert_eq!(sim.submit("hotpot", refund("o-3", "r-3", "25.00")), Code::Accepted);
+    assert_eq!(sim.state.card(&card(16), sim.now).unwrap().debt, 75);
+}
+
+#[test]
 fn s8_refund_after_lock_claws_back_in_the_next_statement() {
     let mut sim = Sim::new();
     assert_eq!(sim.refer("gym", "gym-ref-0001", None, None, vec![], 7), Code::Accepted);

@@ -831,7 +831,12 @@ impl State {
                     let lot = Lot { id: lot_id, issuer: signer, points, spendable_at_ms: te.saturating_add(hold_ms), expires_at_ms: expires };
                     let at = c.lots.partition_point(|l| (l.expires_at_ms, l.id) <= (lot.expires_at_ms, lot.id));
                     c.lots.insert(at, lot);
-                    new_lot = Some((lot_id, points, 0, expires));
+                }
+                // The sale remembers every point it earned, those that paid off a debt too, so
+                // a refund cancels them all: what its lot no longer holds becomes debt again
+                // (S8). The lot id is taken even when the debt absorbed every point.
+                if plan.earned > 0 {
+                    new_lot = Some((lot_id, plan.earned, 0, expires));
                 }
                 c.recent.retain(|(_, t)| t.saturating_add(HOUR_MS) > te);
                 c.recent.push((signer, te));
