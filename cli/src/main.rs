@@ -13,6 +13,7 @@ mod node;
 mod node_docker;
 mod node_testnet;
 mod output;
+mod render;
 mod settle;
 mod sim;
 

@@ -9,6 +9,7 @@ use plaza_ledger::{Hash, PublicKey};
 use serde_json::Value;
 
 use crate::output::CliError;
+use crate::render::{abbreviate, Names, Table};
 
 /// Filters of `plaza query merchants`; with none, every member and its status.
 #[derive(Args, Clone, Debug, Default)]
@@ -85,18 +86,14 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("-")
 }
 
-fn short(key: &str) -> &str {
-    key.get(..16).unwrap_or(key)
-}
-
 /// A distance for people: `850 m`, `1.27 km` (integer arithmetic, rounded down to 10 m).
 pub fn distance_text(m: u64) -> String {
     if m < 1000 { format!("{m} m") } else { format!("{}.{:02} km", m / 1000, (m % 1000) / 10) }
 }
 
-/// One line per merchant (nearest first when a point was given), then what the filter said
+/// One row per merchant (nearest first when a point was given), then what the filter said
 /// about the coupon or card.
-pub fn print_merchants(answer: &Value) {
+pub fn print_merchants(answer: &Value, names: &Names) {
     let list = answer.get("merchants").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     if let Some(near) = answer.get("near") {
         let within = answer.get("within_m").and_then(Value::as_u64).map(|m| format!(" within {}", distance_text(m))).unwrap_or_default();
@@ -104,33 +101,40 @@ pub fn print_merchants(answer: &Value) {
     } else {
         println!("{} member(s):", list.len());
     }
+    let near = answer.get("near").is_some();
+    let mut header = vec!["name", "category", "district", "status", "key"];
+    if near {
+        header.insert(0, "distance");
+    }
+    let mut t = Table::new(&header).right(if near { &[0] } else { &[] });
     for m in list {
-        let distance = m.get("distance_m").and_then(Value::as_u64).map(distance_text).unwrap_or_default();
-        println!(
-            "  {distance:>9}  {}  ({}, {}, {})  {}",
-            text(m, "name"),
-            text(m, "category"),
-            text(m, "district"),
-            text(m, "status"),
-            short(text(m, "key"))
-        );
+        let mut row = vec![text(m, "name").to_owned(), text(m, "category").to_owned(), text(m, "district").to_owned(), text(m, "status").to_owned(), abbreviate(text(m, "key"))];
+        if near {
+            row.insert(0, m.get("distance_m").and_then(Value::as_u64).map(distance_text).unwrap_or_default());
+        }
+        t.row(row);
+    }
+    if !t.is_empty() {
+        t.print("  ");
     }
     if let Some(c) = answer.get("coupon") {
         match c.get("unusable_because").and_then(Value::as_str) {
-            Some(why) => println!("coupon {}: {why}, usable nowhere", short(text(c, "code_hash"))),
-            None => println!("coupon {} of {}: expires at {} ms", short(text(c, "code_hash")), short(text(c, "issuer")), c.get("expires_at_ms").and_then(Value::as_u64).unwrap_or(0)),
+            Some(why) => println!("coupon {}: {why}, usable nowhere", abbreviate(text(c, "code_hash"))),
+            None => {
+                let expires = c.get("expires_at_ms").and_then(Value::as_u64).map(|ms| format!("{} ({})", names.time(ms), names.zone())).unwrap_or_else(|| "-".into());
+                println!("coupon {} of {}: expires {expires}", abbreviate(text(c, "code_hash")), names.key(text(c, "issuer")));
+            }
         }
     }
     if let Some(c) = answer.get("card") {
         let n = |k: &str| c.get(k).and_then(Value::as_u64).unwrap_or(0);
         println!("card {}: {} points redeemable ({} spendable, {} debt)", text(c, "card"), n("redeemable"), n("spendable"), n("debt"));
+        let mut t = Table::new(&["points", "issuer", "worth elsewhere"]).right(&[0, 2]);
         for i in c.get("spendable_by_issuer").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-            println!(
-                "  {:>9} points of {} (worth {} elsewhere)",
-                i.get("points").and_then(Value::as_u64).unwrap_or(0),
-                short(text(i, "issuer")),
-                text(i, "value_elsewhere")
-            );
+            t.row([i.get("points").and_then(Value::as_u64).unwrap_or(0).to_string(), names.key(text(i, "issuer")), text(i, "value_elsewhere").to_owned()]);
+        }
+        if !t.is_empty() {
+            t.print("  ");
         }
     }
 }
@@ -141,8 +145,12 @@ pub fn print_districts(answer: &Value) {
         let members = d.get("members").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         let name = d.get("name").and_then(Value::as_str).map(|n| format!(" {n}")).unwrap_or_default();
         println!("{}{name}: {} member(s), {} active", text(d, "code"), members.len(), d.get("active_members").and_then(Value::as_u64).unwrap_or(0));
+        let mut t = Table::new(&["name", "category", "status", "location", "key"]);
         for m in members {
-            println!("  {}  ({}, {})  {},{}  {}", text(m, "name"), text(m, "category"), text(m, "status"), text(m, "latitude"), text(m, "longitude"), short(text(m, "key")));
+            t.row([text(m, "name").to_owned(), text(m, "category").to_owned(), text(m, "status").to_owned(), format!("{},{}", text(m, "latitude"), text(m, "longitude")), abbreviate(text(m, "key"))]);
+        }
+        if !t.is_empty() {
+            t.print("  ");
         }
     }
 }

@@ -12,6 +12,7 @@ use plaza_node::Home;
 use serde_json::{json, Value};
 
 use crate::output::{ctx, print_json, CliError, CliResult};
+use crate::render::{self, Names};
 
 pub use crate::node_testnet::{bench, testnet, BenchArgs, TestnetArgs};
 
@@ -554,15 +555,17 @@ pub fn query(args: QueryArgs) -> CliResult {
         print_json(&answer);
         return Ok(());
     }
+    let names = Names::fetch(&client);
     match &args.what {
         QueryWhat::Record { .. } => print_record_status(&answer),
-        QueryWhat::Merchants(_) => crate::nearby::print_merchants(&answer),
+        QueryWhat::Merchants(_) => crate::nearby::print_merchants(&answer, &names),
         QueryWhat::Districts => crate::nearby::print_districts(&answer),
-        QueryWhat::Statement { .. } => match answer.get("text").and_then(Value::as_str) {
-            Some(text) => println!("{text}"),
-            None => print_human(&answer, 0),
-        },
-        _ => print_human(&answer, 0),
+        QueryWhat::Statement { .. } => render::print_statement(&answer, &names),
+        QueryWhat::Statements => render::print_statements(&answer, &names),
+        QueryWhat::Balances => render::print_balances(&answer, &names),
+        QueryWhat::Blocks { .. } => render::print_blocks(&answer, &names),
+        QueryWhat::Promoters => render::print_promoters(&answer),
+        _ => print_human(&names.humanize(&answer), 0),
     }
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use plaza_testnet::bench::{bench as run_bench, BenchPlan};
 use plaza_testnet::demo::{run_demo, DemoEvent};
+
+use crate::render::{pad, Table};
 use plaza_testnet::local::{default_dir, interrupt_flag, Layout, LocalTestnet};
 use serde_json::json;
 
@@ -150,7 +152,7 @@ fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: 
         match event {
             DemoEvent::Section(heading) => println!("{heading}"),
             DemoEvent::Step { number, merchant, what, receipt, height } => {
-                println!("  {number:>2}. {merchant:<22} {what:<58} → {receipt} (height {height})");
+                println!("  {number:>2}. {} {} → {receipt} (height {height})", pad(merchant, 22), pad(what, 58));
             }
             DemoEvent::Clock { hours, why } => println!("  -- clocks moved forward {hours:.1} h: {why}"),
         }
@@ -164,21 +166,27 @@ fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: 
     for s in &outcome.statements {
         println!();
         println!("statement {} (hash {}):", s.period, &s.hash[..16.min(s.hash.len())]);
+        let mut lines = Table::new(&["kind", "debtor", "creditor", "amount"]).right(&[3]);
         for l in &s.lines {
-            println!("  {:<14} {:>24} → {:<24} {:>10}", l.kind, outcome.name_of(&l.debtor), outcome.name_of(&l.creditor), l.amount);
+            lines.row([l.kind.clone(), outcome.name_of(&l.debtor), outcome.name_of(&l.creditor), l.amount.clone()]);
         }
+        lines.print("  ");
         println!("  nets:");
+        let mut nets = Table::new(&["party", "net"]).right(&[1]);
         for n in &s.nets {
-            println!("    {:<28} {:>10}", outcome.name_of(&n.party), n.net);
+            nets.row([outcome.name_of(&n.party), n.net.clone()]);
         }
+        nets.print("    ");
         println!("  payment plan:");
+        let mut plan = Table::new(&["payer", "payee", "amount", "note"]).right(&[2]);
         for t in &s.payment_plan {
-            println!("    {:<28} pays {:<28} {:>10}", outcome.name_of(&t.payer), outcome.name_of(&t.payee), t.amount);
+            plan.row([outcome.name_of(&t.payer), outcome.name_of(&t.payee), t.amount.clone(), String::new()]);
         }
         for t in &s.rolled_over {
             let why = if t.reason == "promoter-debt" { "carried (netted against its next commissions)" } else { "rolled over (below the minimum payout)" };
-            println!("    {:<28} owes {:<28} {:>10}  {why}", outcome.name_of(&t.payer), outcome.name_of(&t.payee), t.amount);
+            plan.row([outcome.name_of(&t.payer), outcome.name_of(&t.payee), t.amount.clone(), why.to_owned()]);
         }
+        plan.print("    ");
     }
     println!();
     println!("all {} nodes hold the same finalized chain: {} blocks, tip {}", net.nodes.len(), outcome.height, outcome.tip);

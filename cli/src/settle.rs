@@ -12,6 +12,7 @@ use plaza_ledger::contract::{settle_offline, Statement};
 use plaza_ledger::record::{Party, Record};
 
 use crate::output::{ctx, print_json, CliError, CliResult};
+use crate::render::{print_statement, Names};
 
 /// Recompute a settlement period offline: replay the node's finalized blocks from genesis
 /// through the settlement contract and print the period's statement (lines, nets, payment
@@ -57,7 +58,11 @@ pub fn run(args: SettleArgs) -> CliResult {
         value["matches_stored"] = json!(matches);
         print_json(&value);
     } else {
-        print!("{}", render(&statement));
+        // Names: the genesis members (a member admitted later shows as its key).
+        let names = Names::new(genesis.members.iter().map(|m| (m.key.to_hex(), m.name.clone())).collect(), genesis.utc_offset_minutes);
+        let mut value = statement_json(&statement);
+        value["payment_plan"] = value["transfers"].clone();
+        print_statement(&value, &names);
         match matches {
             Some(true) => println!("matches the statement this node stored"),
             Some(false) => {}
@@ -72,35 +77,6 @@ pub fn run(args: SettleArgs) -> CliResult {
         )));
     }
     Ok(())
-}
-
-fn render(s: &Statement) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "Statement of period {} [{} .. {}) ms", s.period, s.start_ms, s.end_ms);
-    let _ = writeln!(out, "hash {}", s.hash());
-    let _ = writeln!(out, "\n{:<18} {:<30} {:<30} {:>14} {:>8}", "kind", "debtor", "creditor", "amount", "sources");
-    for l in &s.lines {
-        let _ = writeln!(out, "{:<18} {:<30} {:<30} {:>14} {:>8}", l.kind.name(), short(&l.debtor.to_string()), short(&l.creditor.to_string()), cents(l.amount as i128), l.sources.len());
-    }
-    let _ = writeln!(out, "\n{:<30} {:>14}", "party", "net");
-    for (p, n) in &s.nets {
-        let _ = writeln!(out, "{:<30} {:>14}", short(&p.to_string()), cents(*n));
-    }
-    let _ = writeln!(out, "\npayment plan");
-    for t in &s.transfers {
-        let _ = writeln!(out, "  {} pays {} {}", short(&t.payer.to_string()), short(&t.payee.to_string()), cents(t.amount as i128));
-    }
-    for t in &s.rolled_over {
-        let why = if matches!(t.payer, Party::Promoter(_)) { "carried (promoter's debt)" } else { "rolled over" };
-        let _ = writeln!(out, "  {why}: {} owes {} {}", short(&t.payer.to_string()), short(&t.payee.to_string()), cents(t.amount as i128));
-    }
-    out
-}
-
-/// `merchant:` and 16 hex digits: enough to tell merchants apart in a table.
-fn short(party: &str) -> String {
-    party.chars().take(25).collect()
 }
 
 fn statement_json(s: &Statement) -> Value {

@@ -347,3 +347,87 @@ fn a_backup_of_a_running_node_restores_into_a_new_home() {
 fn height_of(c: &Client) -> u64 {
     height(c)
 }
+
+/// The 64-hex-digit words of `text` (keys, ids).
+fn hex_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 64).map(str::to_owned).collect()
+}
+
+/// The display column (a CJK character counts two) at which `needle` starts in `line`.
+fn column_of(line: &str, needle: &str) -> Option<usize> {
+    let at = line.find(needle)?;
+    Some(line[..at].chars().map(|c| if c > '\u{2e80}' { 2 } else { 1 }).sum())
+}
+
+#[test]
+fn human_output_names_merchants_dates_locally_and_aligns_cjk_columns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut net = LocalTestnet::prepare(&dir.path().join("net"), 1, true, Path::new(PLAZA), Layout::Loopback).expect("prepare");
+    net.start(0).expect("start");
+    let home = net.nodes[0].home.display().to_string();
+    // Iron Gym (no node of its own) issues a card; Hot Pot Palace sells to it: Iron Gym earns
+    // its home share (S3), so both have balances.
+    let card = "0123456789abcdef0123456789abcdef";
+    let gym_key = dir.path().join("net").join("keys").join("merchant1.key").display().to_string();
+    let issued = plaza(&["submit", "--home", &home, "--key", &gym_key, "issue-card", "--card", card, "--wait"]);
+    assert!(issued.status.success(), "{}", text(&issued));
+    let sale = plaza(&["submit", "--home", &home, "sale", "--order", "HUMAN-1", "--gross", "88.00", "--card", card, "--wait"]);
+    assert!(sale.status.success(), "{}", text(&sale));
+    let query = |what: &[&str]| {
+        let mut args = vec!["query", "--home", home.as_str()];
+        args.extend_from_slice(what);
+        let out = plaza(&args);
+        assert!(out.status.success(), "{what:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let client = net.nodes[0].client().expect("client");
+    let status: Value = serde_json::from_str(&client.get("/v1/status").expect("status").body).expect("json");
+    let offset = status["utc_offset_minutes"].as_i64().expect("the status names the alliance's UTC offset");
+    let merchants: Value = serde_json::from_str(&client.get("/v1/merchants").expect("merchants").body).expect("json");
+    let names: Vec<(String, String)> = merchants["merchants"]
+        .as_array()
+        .expect("merchants")
+        .iter()
+        .map(|m| (m["key"].as_str().expect("key").to_owned(), m["name"].as_str().expect("name").to_owned()))
+        .collect();
+
+    // Members as a table: every row's "category" starts at the header's display column,
+    // Chinese names included.
+    let list = query(&["merchants"]);
+    let lines: Vec<&str> = list.lines().collect();
+    let header = lines.iter().position(|l| l.trim_start().starts_with("name")).unwrap_or_else(|| panic!("a header row:\n{list}"));
+    let category_at = column_of(lines[header], "category").expect("category column");
+    let cjk = lines.iter().find(|l| l.contains("兰州拉面")).unwrap_or_else(|| panic!("the Chinese-named member is listed:\n{list}"));
+    assert!(lines[header + 2..].iter().all(|l| {
+        let category = ["restaurant", "fitness", "education", "grocery", "entertainment"].iter().find_map(|c| column_of(l, c));
+        category == Some(category_at)
+    }), "columns misaligned:\n{list}");
+    assert!(cjk.contains("restaurant"));
+
+    // Balances and blocks name merchants instead of printing their keys.
+    let balances = query(&["balances"]);
+    assert!(balances.contains("Hot Pot Palace"), "{balances}");
+    assert!(hex_words(&balances).is_empty(), "no keys where a name is known:\n{balances}");
+    let blocks = query(&["blocks", "--limit", "3"]);
+    assert!(hex_words(&blocks).is_empty(), "{blocks}");
+    assert!(names.iter().any(|(_, n)| blocks.contains(n.as_str())), "the proposer is named:\n{blocks}");
+
+    // Dates in the alliance's time zone: the tip block's time, as the block says it.
+    let zone = format!("UTC{}{:02}:{:02}", if offset < 0 { '-' } else { '+' }, offset.abs() / 60, offset.abs() % 60);
+    assert!(blocks.contains(&format!("time ({zone})")), "{blocks}");
+    let tip: Value = serde_json::from_str(&client.get("/v1/blocks?limit=1").expect("blocks").body).expect("json");
+    let ms = tip["blocks"][0]["time_ms"].as_i64().expect("time");
+    let local = (ms / 1000 + offset * 60).rem_euclid(86_400);
+    let clock = format!("{:02}:{:02}:{:02}", local / 3600, local % 3600 / 60, local % 60);
+    let height = tip["blocks"][0]["height"].as_u64().expect("height");
+    let row = blocks.lines().find(|l| l.split_whitespace().next() == Some(height.to_string().as_str())).unwrap_or_else(|| panic!("block {height}:\n{blocks}"));
+    assert!(row.contains(&clock), "block {height} at {ms} ms is {clock} local: {row}");
+
+    // Status: its own merchant by name, times as dates, the raw JSON unchanged.
+    let human = query(&["status"]);
+    assert!(human.contains(&format!("({zone})")), "{human}");
+    assert!(!human.contains("last_block_time_ms"), "{human}");
+    assert!(names.iter().any(|(key, n)| human.contains(&format!("{n} ({}…)", &key[..16]))), "{human}");
+    let json = query(&["status", "--json"]);
+    assert!(json.contains("last_block_time_ms"), "--json keeps milliseconds: {json}");
+}

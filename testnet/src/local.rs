@@ -99,8 +99,8 @@ const DEMO_MERCHANTS: [(&str, &str); 6] = [
     ("Iron Gym", "fitness"),
     ("Little Oxford English", "education"),
     ("FreshMart", "grocery"),
-    ("Noodle House", "restaurant"),
-    ("Starlight Cinema", "entertainment"),
+    ("兰州拉面 Noodle House", "restaurant"),
+    ("星光影城 Starlight Cinema", "entertainment"),
 ];
 
 pub fn wall_ms() -> u64 {
