@@ -484,10 +484,20 @@ fn submit_exit_codes_follow_the_outcome_and_broken_pipes_are_quiet() {
     let sale = |order: &str| a.plaza(&["submit", "--home", &home, "--wait", "sale", "--order", order, "--gross", "10.00"]);
     let first = sale("H-1");
     assert!(first.status.success(), "first sale: {}{}", String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&first.stderr));
-    let second = sale("H-1");
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(4), "a duplicate order exits 4: {err}");
-    assert!(err.contains("duplicate-order"), "{err}");
+    // A POS retry of the same sale answers the original and succeeds (issue 16)...
+    let retry = sale("H-1");
+    assert_eq!(retry.status.code(), Some(0), "{}", String::from_utf8_lossy(&retry.stderr));
+    assert!(String::from_utf8_lossy(&retry.stdout).contains("already on the ledger"), "{}", String::from_utf8_lossy(&retry.stdout));
+    // ...a different sale under the same order id is refused (exit 5, the node's refusal)...
+    let conflicting = a.plaza(&["submit", "--home", &home, "--wait", "sale", "--order", "H-1", "--gross", "11.00"]);
+    let err = String::from_utf8_lossy(&conflicting.stderr);
+    assert_eq!(conflicting.status.code(), Some(5), "a conflicting order: {err}");
+    assert!(err.contains("conflicting-order"), "{err}");
+    // ...and a record the ledger finalizes with a rejection exits 4.
+    let rejected = a.plaza(&["submit", "--home", &home, "--wait", "refund", "--order", "NO-SUCH", "--refund-id", "R-1", "--amount", "1.00"]);
+    let err = String::from_utf8_lossy(&rejected.stderr);
+    assert_eq!(rejected.status.code(), Some(4), "a rejected record exits 4: {err}");
+    assert!(err.contains("unknown-order"), "{err}");
     // A negative amount: a clear message, not clap's "unexpected argument".
     let negative = a.plaza(&["submit", "--home", &home, "sale", "--order", "H-2", "--gross", "-5.00"]);
     let err = String::from_utf8_lossy(&negative.stderr);
@@ -529,6 +539,9 @@ fn init(a: &Alliance, home: &Path, key: &Path, extra: &[&str]) -> Output {
         .arg(&a.genesis)
         .arg("--key")
         .arg(key)
+        // The genesis lists the member node's network key: init checks it.
+        .arg("--network-key")
+        .arg(a.home.join("keys").join("network.key"))
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
         .args(extra)
         .output()

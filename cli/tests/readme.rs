@@ -143,7 +143,8 @@ fn fill_genesis(session: &Session, file: &Path) {
     for line in text.lines() {
         let mut line = line.to_owned();
         for placeholder in ["<hex public key>", "<hex network key>"] {
-            if line.contains(placeholder) {
+            // The header's instructions name the placeholders too; only values are filled.
+            if line.contains(placeholder) && !line.trim_start().starts_with('#') {
                 let named = line.split("plaza keys show ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("the line names no key file: {line}"));
                 line = line.replace(placeholder, &public_key(session, named, "public_key"));
                 count += 1;
