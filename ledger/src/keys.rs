@@ -400,7 +400,9 @@ impl Keypair {
             }
         }
         let _ = metadata;
-        let text = fs::read_to_string(path).map_err(|e| KeyError::Format(format!("cannot read key file {shown}: {e}")))?;
+        let bytes = fs::read(path).map_err(|e| KeyError::Format(format!("cannot read key file {shown}: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| KeyError::Format(format!("key file {shown} is not a Plaza key: it is not text (a key file is the TOML `plaza keys new` writes)")))?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct KeyFile {
