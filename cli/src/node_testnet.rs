@@ -8,12 +8,11 @@ use std::time::Duration;
 use clap::Args;
 use plaza_testnet::bench::{bench as run_bench, BenchPlan};
 use plaza_testnet::demo::{run_demo, DemoEvent};
-
-use crate::render::{pad, Table};
 use plaza_testnet::local::{default_dir, interrupt_flag, Layout, LocalTestnet};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::output::{ctx, print_json, CliError, CliResult};
+use crate::render::{pad, Table};
 
 #[derive(Args)]
 #[command(after_help = "Examples:\n  plaza testnet --nodes 4 --demo --dir /tmp/alliance\n  plaza testnet --nodes 4            # runs until Ctrl-C")]
@@ -109,23 +108,34 @@ pub fn testnet(args: TestnetArgs) -> CliResult {
             println!("  node{} {:<22} api http://{api}  token {}", n.merchant, net.merchants[n.merchant].name, n.token);
         }
     }
+    let mut demo_json = None;
     if args.demo {
         let result = demo(&mut net, &stop, args.json);
         if result.is_err() || !args.keep_running {
             net.stop_all();
-            result?;
+            if let Some(outcome) = result? {
+                print_json(&outcome);
+            }
             if !args.json {
                 println!("nodes stopped cleanly; the data stays in {}", dir.display());
             }
             return Ok(());
         }
+        demo_json = result?;
     }
-    if let Some(api) = net.nodes.first().and_then(|n| n.api) {
-        println!("explorer: http://{api}/");
-    }
+    let explorer = net.nodes.first().and_then(|n| n.api).map(|api| format!("http://{api}/"));
     if args.json {
-        print_json(&net.describe());
+        // One JSON document: the testnet (addresses, tokens), the explorer, the demo's outcome.
+        let mut description = net.describe();
+        description["explorer"] = json!(explorer);
+        if let Some(outcome) = demo_json {
+            description["demo"] = outcome;
+        }
+        print_json(&description);
     } else {
+        if let Some(url) = &explorer {
+            println!("explorer: {url}");
+        }
         println!("the alliance is running; Ctrl-C stops it");
     }
     while !stop.load(Ordering::SeqCst) {
@@ -141,7 +151,8 @@ pub fn testnet(args: TestnetArgs) -> CliResult {
     Ok(())
 }
 
-fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: bool) -> CliResult {
+/// Plays the demo day; prints it for people, or returns its outcome as JSON (`json_out`).
+fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: bool) -> Result<Option<Value>, CliError> {
     if !json_out {
         println!("an alliance day: six merchants, two of them competing restaurants");
     }
@@ -160,8 +171,7 @@ fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: 
     let outcome = run_demo(net, stop, &mut print).map_err(from_testnet)?;
     if json_out {
         let statements = serde_json::to_value(&outcome.statements).map_err(ctx("statements"))?;
-        print_json(&json!({"statements": statements, "height": outcome.height, "tip": outcome.tip.to_hex(), "nodes": net.nodes.len()}));
-        return Ok(());
+        return Ok(Some(json!({"statements": statements, "height": outcome.height, "tip": outcome.tip.to_hex(), "nodes": net.nodes.len()})));
     }
     for s in &outcome.statements {
         println!();
@@ -190,7 +200,7 @@ fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: 
     }
     println!();
     println!("all {} nodes hold the same finalized chain: {} blocks, tip {}", net.nodes.len(), outcome.height, outcome.tip);
-    Ok(())
+    Ok(None)
 }
 
 pub fn bench(args: BenchArgs) -> CliResult {

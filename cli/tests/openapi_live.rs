@@ -121,7 +121,7 @@ fn essence(media_type: &str) -> String {
 /// Every keyword the document may use; the validator knows each.
 const KEYWORDS: &[&str] = &[
     "type", "properties", "required", "items", "$ref", "enum", "nullable", "additionalProperties", "oneOf", "allOf", "format", "minimum",
-    "maximum", "minItems", "maxItems", "description", "example", "default",
+    "maximum", "minItems", "maxItems", "description", "example", "default", "pattern",
 ];
 const FORMATS: &[&str] = &["hash", "public-key", "card-id", "hex", "amount", "signed-amount", "party", "place"];
 
@@ -237,6 +237,12 @@ impl Validator<'_> {
             if !fits {
                 errors.push(format!("{at}: {value} is not of type {t}"));
                 return;
+            }
+        }
+        if let (Some(p), Some(s)) = (o.get("pattern").and_then(Value::as_str), value.as_str()) {
+            let re = regex::Regex::new(p).unwrap_or_else(|e| panic!("pattern {p:?} at {at}: {e}"));
+            if !re.is_match(s) {
+                errors.push(format!("{at}: {s:?} does not match {p}"));
             }
         }
         if let (Some(f), Some(s)) = (o.get("format").and_then(Value::as_str), value.as_str())
