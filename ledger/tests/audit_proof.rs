@@ -109,6 +109,7 @@ fn a_partial_export_verifies_from_its_checkpoint() {
             checkpoint = Some(Checkpoint {
                 header: last.block.header.clone(),
                 certificate: last.certificate.clone(),
+                suffix: Vec::new(),
                 validators: b.genesis().validators.clone(),
                 state: b.state().clone(),
             });

@@ -548,14 +548,13 @@ async fn state_proof(AxumState(shared): S, Path((table, key)): Path<(String, Str
     use plaza_ledger::audit::state_proof::{parse_state_key, table_name, table_tag, StateProof, VERSION};
     let text = if table_tag(&table).is_some() { format!("{table}/{key}") } else { format!("{table}:{key}") };
     let (tag, key) = parse_state_key(&text).map_err(|e| ApiError::bad("bad-state-key", e))?;
-    let (item, set) = {
+    let item = {
         let state = shared.state();
-        let item = state.prove(tag, &key).map_err(|e| ApiError::bad("bad-state-key", format!("not a key of table {}: {e}", table_name(tag))))?;
-        (item, state.validator_set().clone())
+        state.prove(tag, &key).map_err(|e| ApiError::bad("bad-state-key", format!("not a key of table {}: {e}", table_name(tag))))?
     };
     let item = item.ok_or_else(|| ApiError::not_found(format!("table {} has no entry {text}", table_name(tag))))?;
     let store = shared.store.clone();
-    let proof = tokio::task::spawn_blocking(move || StateProof::certify(&*store, item, &set))
+    let proof = tokio::task::spawn_blocking(move || StateProof::certify(&*store, item))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::internal)?;
