@@ -98,15 +98,15 @@ impl SimOptions {
     }
 }
 
-/// Epoch runs: members, validators at genesis, and the schedule (global ms) of the two
-/// votes and the two day jumps of every clock that close periods.
+/// Epoch runs: members, validators at genesis, how long faults last. The votes follow each
+/// other: the additions are offered from the start; once they are final somewhere every clock
+/// jumps a day (a period closes: epoch 1, seven validators); once epoch 1 has begun
+/// somewhere the removals are offered, and once they are final the clocks jump again
+/// (epoch 2, the four of genesis).
 const EPOCH_MEMBERS: usize = 7;
 const EPOCH_VALIDATORS: usize = 4;
 const EPOCH_FAULTS_MS: u64 = 4_200;
-const ADD_VOTE_MS: Range<u64> = 50..1_700;
-const FIRST_JUMP_MS: u64 = 1_800;
-const REMOVE_VOTE_MS: Range<u64> = 1_900..3_600;
-const SECOND_JUMP_MS: u64 = 3_700;
+const GOVERNANCE_START_MS: u64 = 50;
 /// How often the governance records not yet final are offered again.
 const GOVERNANCE_INTERVAL_MS: u64 = 150;
 
@@ -427,10 +427,9 @@ enum Event {
     SyncRequest { to: usize, from: usize, request: SyncRequest },
     SyncResponse { to: usize, response: Rc<SyncResponse> },
     SyncFailed { to: usize },
-    /// Offer the governance records of an epoch run that are not final yet.
+    /// Offer the governance records of an epoch run that are not final yet (and move the
+    /// clocks when a vote is through).
     Governance,
-    /// Every node's wall clock jumps forward (as the testnet clock can be moved).
-    ClockJump { ms: u64 },
 }
 
 /// One governance record of an epoch run, signed when first offered (at that node's clock).
@@ -438,7 +437,8 @@ struct GovernanceRecord {
     signer: usize,
     /// A proposal, or a vote on the proposal of entry `usize`.
     what: GovernanceKind,
-    offered: Range<u64>,
+    /// 0: the additions, 1: the removals.
+    phase: u8,
     record: Option<Record>,
 }
 
@@ -478,6 +478,8 @@ struct Cluster {
     /// At the end of faults: the highest honest view and height.
     calm_start: Option<(u64, u64)>,
     certificates_with_new_validators: u64,
+    /// Day jumps of the clocks so far (epoch runs).
+    jumps: u8,
     violations: Vec<String>,
 }
 
@@ -561,6 +563,7 @@ impl Cluster {
             outsiders: BTreeSet::new(),
             calm_start: None,
             certificates_with_new_validators: 0,
+            jumps: 0,
             violations: Vec::new(),
         };
         for node in 0..node_count {
@@ -569,9 +572,7 @@ impl Cluster {
         cluster.schedule_faults(options);
         cluster.schedule_workload(options);
         if cluster.scenario.epochs {
-            cluster.schedule(ADD_VOTE_MS.start, Event::Governance);
-            cluster.schedule(FIRST_JUMP_MS, Event::ClockJump { ms: DAY_MS });
-            cluster.schedule(SECOND_JUMP_MS, Event::ClockJump { ms: DAY_MS });
+            cluster.schedule(GOVERNANCE_START_MS, Event::Governance);
         }
         cluster
     }
@@ -581,17 +582,61 @@ impl Cluster {
     /// five of seven: more than 2/3).
     fn governance_script(validators: usize, members: usize) -> Vec<GovernanceRecord> {
         let mut script = Vec::new();
-        for (kind, offered) in [(0, ADD_VOTE_MS), (1, REMOVE_VOTE_MS)] {
+        for phase in [0, 1] {
             for joining in validators..members {
                 let proposal = script.len();
-                let what = if kind == 0 { GovernanceKind::AddValidator(joining) } else { GovernanceKind::RemoveValidator(joining) };
-                script.push(GovernanceRecord { signer: 0, what, offered: offered.clone(), record: None });
+                let what = if phase == 0 { GovernanceKind::AddValidator(joining) } else { GovernanceKind::RemoveValidator(joining) };
+                script.push(GovernanceRecord { signer: 0, what, phase, record: None });
                 for voter in 1..=4 {
-                    script.push(GovernanceRecord { signer: voter, what: GovernanceKind::Approve(proposal), offered: offered.clone(), record: None });
+                    script.push(GovernanceRecord { signer: voter, what: GovernanceKind::Approve(proposal), phase, record: None });
                 }
             }
         }
         script
+    }
+
+    /// The governance records to offer now (0 additions, 1 removals, 2 none: waiting for
+    /// epoch 1, or done), moving the clocks when a
+    /// phase's records are all final at some honest node.
+    fn governance_phase(&mut self) -> u8 {
+        let honest = self.honest_nodes();
+        let final_somewhere = |cluster: &Cluster, phase: u8| {
+            honest.iter().any(|i| {
+                let store = &cluster.nodes[*i].store;
+                cluster.governance.iter().filter(|g| g.phase == phase).all(|g| {
+                    g.record.as_ref().is_some_and(|r| matches!(store.record_location(&r.id()), Ok(Some(_))))
+                })
+            })
+        };
+        let epoch_max = honest
+            .iter()
+            .filter_map(|i| {
+                let store = &self.nodes[*i].store;
+                store.block(store.tip_height().ok()?).ok().flatten().map(|b| b.block.header.child_epoch())
+            })
+            .max()
+            .unwrap_or(0);
+        match self.jumps {
+            0 if final_somewhere(self, 0) => self.jump(),
+            1 if epoch_max >= 1 && final_somewhere(self, 1) => self.jump(),
+            _ => {}
+        }
+        match self.jumps {
+            0 => 0,
+            1 if epoch_max >= 1 => 1,
+            1 => 2,
+            _ => 2,
+        }
+    }
+
+    /// Every node's wall clock jumps a day forward (as the testnet clock can be moved): the
+    /// next block closes a period and the changes voted in take effect.
+    fn jump(&mut self) {
+        self.trace.update(&[17]);
+        self.jumps += 1;
+        for node in &mut self.nodes {
+            node.wall_start_ms += DAY_MS;
+        }
     }
 
     /// Offers every governance record in its window that is not final yet to a random
@@ -602,6 +647,7 @@ impl Cluster {
         if honest.is_empty() {
             return;
         }
+        let phase = self.governance_phase();
         let node = honest[self.rng.random_range(0..honest.len())];
         let now = self.nodes[node].now(self.now_ms);
         let store = self.nodes[node].store.clone();
@@ -609,7 +655,7 @@ impl Cluster {
         let mut offer = Vec::new();
         for i in 0..self.governance.len() {
             let entry = &self.governance[i];
-            if !entry.offered.contains(&self.now_ms) || entry.record.as_ref().is_some_and(is_final) {
+            if entry.phase != phase || entry.record.as_ref().is_some_and(is_final) {
                 continue;
             }
             let payload = match entry.what {
@@ -773,16 +819,7 @@ impl Cluster {
             Event::Governance => {
                 self.trace.update(&[16]);
                 self.offer_governance();
-                let next = self.now_ms + GOVERNANCE_INTERVAL_MS;
-                if next < REMOVE_VOTE_MS.end {
-                    self.schedule(next, Event::Governance);
-                }
-            }
-            Event::ClockJump { ms } => {
-                self.trace.update(&[17]);
-                for node in &mut self.nodes {
-                    node.wall_start_ms += ms;
-                }
+                self.schedule(self.now_ms + GOVERNANCE_INTERVAL_MS, Event::Governance);
             }
             Event::FaultsEnd => {
                 self.trace.update(&[6]);
