@@ -279,8 +279,12 @@ impl<S: ChainStore> Chain<S> {
         if h.proposer != leader {
             return Err("the block's proposer is not the view's leader".into());
         }
-        if h.time_ms.abs_diff(now_ms) > skew_ms_max {
-            return Err(format!("block time {} is more than {skew_ms_max} ms from our clock {now_ms}", h.time_ms));
+        // Only a time ahead of our clock is refused: a block from the past is re-verified late
+        // (after a restart, a late delivery, a clock step) and must stay valid, or no node
+        // that missed it in time could ever extend it once it is notarized. The contract keeps
+        // block times from going backwards.
+        if h.time_ms > now_ms.saturating_add(skew_ms_max) {
+            return Err(format!("block time {} is more than {skew_ms_max} ms ahead of our clock {now_ms}", h.time_ms));
         }
         if !block.records_match_header() {
             return Err("records root differs from the records carried".into());
