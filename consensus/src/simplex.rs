@@ -1051,6 +1051,10 @@ impl Consensus {
 
     /// CONSENSUS.md step 11: finalize the chain up to every finalized block we can reach.
     fn try_finalize(&mut self) {
+        // Within the step that ended the epoch, later calls find nothing more to finalize.
+        if self.ended {
+            return;
+        }
         loop {
             let next = self
                 .views

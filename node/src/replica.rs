@@ -229,8 +229,6 @@ pub struct Replica<S: ChainStore> {
     sync_in_flight: Option<u64>,
     /// Consensus stopped for good (the log could not be written): never restarted.
     stopped: bool,
-    /// The finalized tip ended the epoch during this step: start the next epoch's consensus.
-    epoch_ended: bool,
     sync_attempt: u64,
     next_sync_ms: u64,
     tip_changed_ms: u64,
@@ -270,7 +268,6 @@ impl<S: ChainStore> Replica<S> {
             verify_started: BTreeMap::new(),
             sync_in_flight: None,
             stopped: false,
-            epoch_ended: false,
             sync_attempt: 0,
             next_sync_ms: now.ms + SYNC_INTERVAL_MS,
             tip_changed_ms: now.ms,
@@ -589,7 +586,10 @@ impl<S: ChainStore> Replica<S> {
                 }
             }
         }
-        if std::mem::take(&mut self.epoch_ended)
+        // CONSENSUS.md, "Epochs": the epoch-ending block is final; the next epoch starts on it
+        // once this step's outputs are done (from the old tip again, should storing it have
+        // failed: then block sync brings it).
+        if self.consensus.as_ref().is_some_and(Consensus::ended)
             && let Err(e) = self.restart_consensus()
         {
             warn!("cannot start the next epoch's consensus: {e}");
@@ -683,12 +683,7 @@ impl<S: ChainStore> Replica<S> {
             }
             Output::Finalized(finalized) => {
                 match self.chain.finalize(&finalized.block, finalized.certificate, finalized.suffix) {
-                    Ok(Some(info)) => {
-                        self.after_finalized(vec![info], false);
-                        // CONSENSUS.md, "Epochs": the epoch-ending block is final; the next
-                        // epoch starts on it once this step's outputs are done.
-                        self.epoch_ended |= self.chain.tip().ends_epoch;
-                    }
+                    Ok(Some(info)) => self.after_finalized(vec![info], false),
                     Ok(None) => {}
                     Err(e) => {
                         warn!(height = finalized.height, "cannot store a finalized block ({e}); will sync");
