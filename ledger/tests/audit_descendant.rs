@@ -249,7 +249,7 @@ fn a_tampered_descendant_path_fails_where_it_was_changed() {
     let mut bytes = good.to_bytes();
     bytes[12..14].copy_from_slice(&2u16.to_be_bytes());
     let e = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).expect_err("version 2");
-    assert!(e.to_string().contains("version 2, this plaza reads version 3"), "{e}");
+    assert!(e.to_string().contains("version 2, this plaza reads version 4"), "{e}");
 }
 
 #[test]

@@ -593,14 +593,12 @@ async fn checkpoint(AxumState(shared): S) -> ApiResult {
         height -= 1;
     };
     let header = block.block.header;
-    let set_hash = header.validator_set_hash;
-    let validators = if store.genesis().validators.hash() == set_hash {
-        store.genesis().validators.clone()
-    } else if shared.state().validator_set().hash() == set_hash {
-        shared.state().validator_set().clone()
-    } else {
-        return Err(ApiError::internal(format!("the validator set {set_hash} of block {height} is not at hand")));
-    };
+    // The set of the block's epoch: the genesis set, or the one the last epoch change names.
+    let changes = plaza_ledger::audit::proof::epoch_changes_in_store(&**store, &header).map_err(ApiError::internal)?;
+    let validators = changes.last().map_or_else(|| store.genesis().validators.clone(), |c| c.end.next_validators.clone());
+    if validators.hash() != header.validator_set_hash {
+        return Err(ApiError::internal(format!("the validator set {} of block {height} is not the one its epoch changes give", header.validator_set_hash)));
+    }
     let id = header.id();
     let signed = SignedTip { header, certificate: block.certificate, validators };
     Ok(axum::Json(json!({
