@@ -348,7 +348,8 @@ pub fn export(args: ExportArgs) -> CliResult {
         }
         progress.finish_and_clear();
         let (block, validators) = last.ok_or_else(|| CliError::new("no block before --from"))?;
-        Some(Checkpoint { header: block.block.header, certificate: block.certificate, validators, state })
+        let suffix = block.suffix().to_vec();
+        Some(Checkpoint { header: block.block.header, certificate: block.certificate, suffix, validators, state })
     } else {
         None
     };
@@ -361,7 +362,8 @@ pub fn export(args: ExportArgs) -> CliResult {
     // certificate is its own, in practice): a partial export always verifies.
     let mut awaited: BTreeMap<Hash, u64> = BTreeMap::new();
     if let Some(c) = &checkpoint {
-        await_descendant(&mut awaited, c.header.height, c.header.id(), &c.certificate);
+        let end = plaza_ledger::cert::suffix_target(&genesis.alliance_id(), c.header.epoch, c.header.id(), c.header.height, &c.suffix);
+        await_descendant(&mut awaited, c.header.height, end, &c.certificate);
     }
     let mut last = to;
     for h in args.from.. {
@@ -375,8 +377,10 @@ pub fn export(args: ExportArgs) -> CliResult {
             )));
         }
         let entry = read(h, &mut period)?;
-        awaited.remove(&entry.block.block.id());
-        await_descendant(&mut awaited, h, entry.block.block.id(), &entry.block.certificate);
+        // An epoch-ending block may be final through its suffix blocks, which end with it.
+        let end = entry.block.suffix_end(&genesis.alliance_id());
+        awaited.remove(&end);
+        await_descendant(&mut awaited, h, end, &entry.block.certificate);
         writer.write_block(&entry).map_err(ctx("writing the export"))?;
         progress.inc(1);
         last = h;
@@ -394,8 +398,8 @@ pub fn export(args: ExportArgs) -> CliResult {
     Ok(())
 }
 
-/// Notes that block `height` (id `id`) is final through a descendant, if its certificate
-/// names one: the export must reach that block.
+/// Notes that block `height` (id `id`, or the id of its last suffix block) is final through a
+/// descendant, if its certificate names one: the export must reach that block.
 fn await_descendant(awaited: &mut BTreeMap<Hash, u64>, height: u64, id: Hash, certificate: &plaza_ledger::cert::Certificate) {
     if certificate.target.block != id {
         awaited.entry(certificate.target.block).or_insert(height);

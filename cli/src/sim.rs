@@ -16,14 +16,18 @@ pub struct SimArgs {
     /// Replay exactly one seed and print what it found.
     #[arg(long, conflicts_with_all = ["seeds", "from"])]
     seed: Option<u64>,
+    /// The validator-change scenario: members vote three validators in and out again (n = 4 → 7 → 4).
+    #[arg(long)]
+    epochs: bool,
     #[arg(long)]
     json: bool,
 }
 
 /// Example: plaza sim --seeds 100000
 pub fn run_command(args: SimArgs) -> CliResult {
+    let options = if args.epochs { SimOptions::epochs() } else { SimOptions::default() };
     if let Some(seed) = args.seed {
-        let report = run(seed, &SimOptions::default());
+        let report = run(seed, &options);
         if args.json {
             print_json(&serde_json::json!({
                 "seed": seed,
@@ -32,11 +36,15 @@ pub fn run_command(args: SimArgs) -> CliResult {
                 "finalized_height_min": report.finalized_height_min,
                 "views_max": report.views_max,
                 "messages": report.messages,
+                "epoch_min": report.epoch_min,
                 "violations": report.violations,
             }));
         } else {
             println!("{}", report.scenario);
-            println!("trace {}  finalized height ≥ {}  views ≤ {}  messages {}", report.trace_hash, report.finalized_height_min, report.views_max, report.messages);
+            println!(
+                "trace {}  finalized height ≥ {}  views ≤ {}  messages {}  epoch ≥ {}",
+                report.trace_hash, report.finalized_height_min, report.views_max, report.messages, report.epoch_min
+            );
             for v in &report.violations {
                 println!("VIOLATION {v}");
             }
@@ -48,7 +56,6 @@ pub fn run_command(args: SimArgs) -> CliResult {
         };
     }
     let end = args.from.checked_add(args.seeds).ok_or_else(|| CliError::new("--from + --seeds overflows"))?;
-    let options = SimOptions::default();
     let summary = run_seeds(&options, args.from..end, !args.json);
     if args.json {
         let failures: Vec<serde_json::Value> =

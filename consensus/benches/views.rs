@@ -21,7 +21,7 @@ fn cluster(n: usize) -> Vec<Consensus> {
     .expect("distinct keys");
     let alliance = Hash::digest(b"bench alliance");
     keys.into_iter()
-        .map(|k| Consensus::new(Config::default(), k, set.clone(), alliance, Restart::default()).expect("a validator"))
+        .map(|k| Consensus::new(Config::default(), k, set.clone(), alliance, 0, Restart::default()).expect("a validator"))
         .collect()
 }
 
@@ -45,9 +45,9 @@ fn run(nodes: &mut [Consensus]) -> u64 {
                 Output::Propose { view, parent, height } => {
                     let payload = view.to_be_bytes().to_vec();
                     let block = Hash::digest_parts(&[parent.as_bytes(), &height.to_be_bytes(), &payload]);
-                    queue.push_front((i, Input::Proposed { view, block, payload }));
+                    queue.push_front((i, Input::Proposed { view, block, payload, ends_epoch: false }));
                 }
-                Output::Verify { block, .. } => queue.push_front((i, Input::Verdict { block, valid: true })),
+                Output::Verify { block, .. } => queue.push_front((i, Input::Verdict { block, valid: true, ends_epoch: false })),
                 Output::Persist(_) | Output::PersistProposal(_) | Output::PersistCertificate(_) | Output::SetTimer { .. } | Output::Finalized(_) => {}
             }
         }

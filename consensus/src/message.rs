@@ -30,7 +30,8 @@ pub struct Proposal {
     pub height: u64,
     pub block: Hash,
     pub payload: Vec<u8>,
-    /// The leader's signature of `VoteTarget::notarize(view, block)`.
+    /// The leader's signature of `VoteTarget::notarize(epoch, view, block)` (the epoch is the
+    /// receiver's: a proposal of another epoch does not verify).
     pub signature: Signature,
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plaza_ledger::cert::{Certificate, ValidatorSet, Vote, VoteKind, VoteTarget};
+use plaza_ledger::cert::{suffix_block_id, Certificate, ValidatorSet, Vote, VoteKind, VoteTarget};
 use plaza_ledger::keys::{domain, verify_batch, BatchItem};
 use plaza_ledger::{Hash, Keypair, PublicKey, Signature};
 use thiserror::Error;
@@ -60,6 +60,9 @@ pub struct InjectedBugs {
     pub finalize_without_notarization: bool,
     /// Ignore the vote log on restart.
     pub forget_vote_log: bool,
+    /// In the first view of a new epoch, keep using the previous epoch's validator set
+    /// (leader, quorum, who may vote), as given by [`Consensus::inject_previous_set`].
+    pub old_set_one_view_too_long: bool,
 }
 
 /// Why a consensus instance could not be created.
@@ -90,7 +93,8 @@ pub struct FinalizedTip {
 /// What a restarting validator read back from disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Restart {
-    /// Every vote of [`Output::Persist`] since (at least) the finalized tip's view.
+    /// Every vote of [`Output::Persist`] since (at least) the finalized tip's view (votes of
+    /// other epochs are ignored).
     pub votes: Vec<Vote>,
     /// Every proposal of [`Output::PersistProposal`] above the finalized tip (older ones are
     /// ignored). They are verified again through [`Output::Verify`] after [`Input::Start`].
@@ -112,21 +116,27 @@ pub enum Input {
     Message { from: PublicKey, message: Message },
     /// The timer of the latest [`Output::SetTimer`] expired (early or stale calls are ignored).
     Timeout,
-    /// The application's block for [`Output::Propose`].
-    Proposed { view: u64, block: Hash, payload: Vec<u8> },
-    /// The application's verdict on [`Output::Verify`], after executing the block.
-    Verdict { block: Hash, valid: bool },
+    /// The application's block for [`Output::Propose`]; `ends_epoch` when executing it
+    /// made a different validator set effective (CONSENSUS.md, "Epochs").
+    Proposed { view: u64, block: Hash, payload: Vec<u8>, ends_epoch: bool },
+    /// The application's verdict on [`Output::Verify`], after executing the block;
+    /// `ends_epoch` as for [`Input::Proposed`].
+    Verdict { block: Hash, valid: bool, ends_epoch: bool },
 }
 
 /// A finalized block. Blocks are finalized in height order, each exactly once. The
 /// certificate is the finalization of this block or of a descendant (then this block is final
-/// because the certified one extends it: `certificate.target.block != block`).
+/// because the certified one extends it: `certificate.target.block != block`). Epoch-suffix
+/// blocks are never output: the epoch-ending block is, with `suffix` the views of the suffix
+/// blocks from its child to the certified one (empty otherwise), and it is the last output of
+/// this instance (CONSENSUS.md, "Epochs").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finalized {
     pub view: u64,
     pub height: u64,
     pub block: Hash,
     pub certificate: Certificate,
+    pub suffix: Vec<u64>,
 }
 
 /// Something the driver must do, in the order given.
@@ -163,6 +173,10 @@ struct BlockInfo {
     view: u64,
     height: u64,
     parent: Hash,
+    /// The block ends the epoch, or is a suffix block above one: its children are suffix blocks.
+    closes: bool,
+    /// An epoch-suffix block (built by consensus, not part of the ledger).
+    suffix: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +209,13 @@ pub struct Consensus {
     keypair: Keypair,
     me: PublicKey,
     set: ValidatorSet,
+    /// The previous epoch's set, only for the `old_set_one_view_too_long` injected bug.
+    previous_set: Option<ValidatorSet>,
     alliance: Hash,
+    /// The epoch this instance runs: one validator set, views from 1.
+    epoch: u64,
+    /// The epoch-ending block is final: this instance is done (the driver starts the next).
+    ended: bool,
     view: u64,
     timer: Option<(u64, TimerKind)>,
     views: BTreeMap<u64, ViewState>,
@@ -216,12 +236,15 @@ pub struct Consensus {
 }
 
 impl Consensus {
-    /// A validator's instance: new (`Restart::default()`) or restarted from its durable state.
+    /// A validator's instance for `epoch` with that epoch's `set`: new (`Restart::default()`)
+    /// or restarted from its durable state. The finalized tip is the epoch's last finalized
+    /// block, or (view 0) the block that ended the previous epoch, or genesis.
     pub fn new(
         config: Config,
         keypair: Keypair,
         set: ValidatorSet,
         alliance: Hash,
+        epoch: u64,
         restart: Restart,
     ) -> Result<Consensus, ConsensusError> {
         if config.injected_bugs != InjectedBugs::default() && !cfg!(feature = "inject-bugs") {
@@ -236,7 +259,10 @@ impl Consensus {
         }
         let finalized = restart.finalized.unwrap_or(FinalizedTip { view: 0, height: 0, block: alliance });
         let mut blocks = BTreeMap::new();
-        blocks.insert(finalized.block, BlockInfo { view: finalized.view, height: finalized.height, parent: Hash::ZERO });
+        blocks.insert(
+            finalized.block,
+            BlockInfo { view: finalized.view, height: finalized.height, parent: Hash::ZERO, closes: false, suffix: false },
+        );
         let mut consensus = Consensus {
             last_heard: vec![finalized.view; set.len()],
             helped_ms: vec![None; set.len()],
@@ -244,7 +270,10 @@ impl Consensus {
             keypair,
             me,
             set,
+            previous_set: None,
             alliance,
+            epoch,
+            ended: false,
             view: finalized.view + 1,
             timer: None,
             views: BTreeMap::new(),
@@ -260,6 +289,9 @@ impl Consensus {
         // CONSENSUS.md step 14: the vote log tells what we already signed in each view.
         let restart = if consensus.config.injected_bugs.forget_vote_log { Restart::default() } else { restart };
         for vote in restart.votes {
+            if vote.target.epoch != epoch {
+                continue;
+            }
             if vote.signer != me || vote.verify(&alliance).is_err() {
                 return Err(ConsensusError::ForeignVote(vote.target.view));
             }
@@ -292,7 +324,8 @@ impl Consensus {
                 continue;
             }
             let leader = consensus.leader(proposal.view);
-            let vote = Vote { target: VoteTarget::notarize(proposal.view, proposal.block), signer: leader, signature: proposal.signature };
+            let vote =
+                Vote { target: VoteTarget::notarize(epoch, proposal.view, proposal.block), signer: leader, signature: proposal.signature };
             if vote.verify(&alliance).is_err() {
                 return Err(ConsensusError::ForeignProposal(proposal.view));
             }
@@ -306,7 +339,7 @@ impl Consensus {
         // CONSENSUS.md step 14: the notarizations that justified our finalize votes.
         for cert in restart.certificates {
             let view = cert.target.view;
-            if view <= finalized.view {
+            if view <= finalized.view || cert.target.epoch != epoch {
                 continue;
             }
             if !consensus.certificate_is_valid(&cert) {
@@ -363,10 +396,37 @@ impl Consensus {
         self.me
     }
 
-    /// The validator set in force at `view`. Fixed for now: set changes at period
-    /// boundaries will select the set by the epoch containing `view` here.
-    fn set_for_view(&self, _view: u64) -> &ValidatorSet {
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Whether this epoch's ending block is final (the instance does nothing more).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    pub fn validator_set(&self) -> &ValidatorSet {
         &self.set
+    }
+
+    /// For the `old_set_one_view_too_long` injected bug only: the set of the epoch before.
+    #[doc(hidden)]
+    pub fn inject_previous_set(&mut self, set: ValidatorSet) {
+        if self.config.injected_bugs.old_set_one_view_too_long {
+            self.last_heard = vec![self.view; self.set.len().max(set.len())];
+            self.helped_ms = vec![None; self.set.len().max(set.len())];
+            self.previous_set = Some(set);
+        }
+    }
+
+    /// The validator set in force at `view`: the epoch's, in every view (an instance runs
+    /// one epoch; CONSENSUS.md, "Epochs").
+    fn set_for_view(&self, view: u64) -> &ValidatorSet {
+        match &self.previous_set {
+            // The injected bug: the first view of the epoch still on the old set.
+            Some(old) if view == 1 => old,
+            _ => &self.set,
+        }
     }
 
     /// CONSENSUS.md step 1: round-robin leader rotation over the sorted validator set.
@@ -387,14 +447,20 @@ impl Consensus {
     /// Feeds one input; returns what the driver must do, in order.
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
         self.now_ms = now_ms;
+        if self.ended {
+            // The epoch is over: the next epoch's instance takes over.
+            return Vec::new();
+        }
         match input {
             Input::Start => self.start(),
             Input::Message { from, message } => self.on_message(from, message),
             Input::Timeout => self.on_timeout(),
-            Input::Proposed { view, block, payload } => self.on_proposed(view, block, payload),
-            Input::Verdict { block, valid } => self.on_verdict(block, valid),
+            Input::Proposed { view, block, payload, ends_epoch } => self.on_proposed(view, block, payload, ends_epoch),
+            Input::Verdict { block, valid, ends_epoch } => self.on_verdict(block, valid, ends_epoch),
         }
-        self.progress();
+        if !self.ended {
+            self.progress();
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -420,8 +486,10 @@ impl Consensus {
         self.set_timer(at, TimerKind::View);
         // CONSENSUS.md step 2: a leader silent for many views is skipped without waiting.
         let leader = self.leader(view);
-        let index = self.set.index_of(&leader).expect("leaders are validators");
-        if view > self.last_heard[index] + self.config.silent_leader_views && leader != self.me {
+        if let Some(index) = self.set.index_of(&leader)
+            && view > self.last_heard[index] + self.config.silent_leader_views
+            && leader != self.me
+        {
             self.nullify(view);
         }
     }
@@ -481,10 +549,21 @@ impl Consensus {
         };
         let height = info.height + 1;
         self.state(view).building = Some((parent_view, parent, height));
+        if info.closes {
+            // CONSENSUS.md, "Epochs": above the epoch-ending block only empty suffix blocks,
+            // which consensus makes itself, so that the ending block can be finalized.
+            let block = suffix_block_id(&self.alliance, self.epoch, view, &parent, height);
+            self.propose_block(view, block, Vec::new(), true, true);
+            return;
+        }
         self.out.push(Output::Propose { view, parent, height });
     }
 
-    fn on_proposed(&mut self, view: u64, block: Hash, payload: Vec<u8>) {
+    fn on_proposed(&mut self, view: u64, block: Hash, payload: Vec<u8>, ends_epoch: bool) {
+        self.propose_block(view, block, payload, ends_epoch, false);
+    }
+
+    fn propose_block(&mut self, view: u64, block: Hash, payload: Vec<u8>, closes: bool, suffix: bool) {
         if view != self.view || payload.len() > self.config.payload_bytes_max {
             return;
         }
@@ -494,10 +573,11 @@ impl Consensus {
             return;
         }
         state.proposal = Some(block);
-        let vote = VoteTarget::notarize(view, block).sign(&self.alliance, &self.keypair);
+        let vote = VoteTarget::notarize(self.epoch, view, block).sign(&self.alliance, &self.keypair);
         let proposal = Proposal { view, parent_view, parent, height, block, payload, signature: vote.signature };
-        // Our own block needs no verdict: the application just built it.
-        self.blocks.insert(block, BlockInfo { view, height, parent });
+        // Our own block needs no verdict: the application (or, for a suffix block, this
+        // instance) just built it.
+        self.blocks.insert(block, BlockInfo { view, height, parent, closes, suffix });
         self.proposals.insert(block, proposal.clone());
         self.state(view).sent_notarize = Some(vote);
         // CONSENSUS.md step 14: persist before sending.
@@ -538,7 +618,7 @@ impl Consensus {
             return;
         }
         let leader = self.leader(view);
-        let vote = Vote { target: VoteTarget::notarize(view, block), signer: leader, signature: proposal.signature };
+        let vote = Vote { target: VoteTarget::notarize(self.epoch, view, block), signer: leader, signature: proposal.signature };
         if vote.verify(&self.alliance).is_err() {
             return;
         }
@@ -572,6 +652,12 @@ impl Consensus {
                 // Claims a parent position the parent does not have: not a block of this chain.
                 self.pending.remove(&block);
             }
+            Some(info) if info.closes => {
+                // CONSENSUS.md, "Epochs": above an epoch-ending block only the suffix block
+                // this view's leader must build, which we check ourselves.
+                let valid = proposal.payload.is_empty() && block == suffix_block_id(&self.alliance, self.epoch, view, &parent, height);
+                self.verified(block, valid, true, true);
+            }
             Some(_) => {
                 let payload = proposal.payload.clone();
                 self.verifying.insert(block);
@@ -580,10 +666,15 @@ impl Consensus {
         }
     }
 
-    fn on_verdict(&mut self, block: Hash, valid: bool) {
+    fn on_verdict(&mut self, block: Hash, valid: bool, ends_epoch: bool) {
         if !self.verifying.remove(&block) {
             return;
         }
+        self.verified(block, valid, ends_epoch, false);
+    }
+
+    /// A pending proposal was verified (by the application, or a suffix block by us).
+    fn verified(&mut self, block: Hash, valid: bool, closes: bool, suffix: bool) {
         let Some(proposal) = self.pending.remove(&block) else { return };
         let view = proposal.view;
         if !valid {
@@ -593,7 +684,7 @@ impl Consensus {
             }
             return;
         }
-        self.blocks.insert(block, BlockInfo { view, height: proposal.height, parent: proposal.parent });
+        self.blocks.insert(block, BlockInfo { view, height: proposal.height, parent: proposal.parent, closes, suffix });
         self.proposals.insert(block, proposal);
         self.requested_ms.remove(&block);
         let children: Vec<Hash> = self.pending.values().filter(|p| p.parent == block).map(|p| p.block).collect();
@@ -635,7 +726,7 @@ impl Consensus {
             }
         }
         let proposal = self.proposals[&block].clone();
-        let vote = VoteTarget::notarize(view, block).sign(&self.alliance, &self.keypair);
+        let vote = VoteTarget::notarize(self.epoch, view, block).sign(&self.alliance, &self.keypair);
         self.state(view).sent_notarize = Some(vote);
         // CONSENSUS.md step 14: the block, then the vote, are durable before the vote is sent.
         self.out.push(Output::PersistProposal(proposal));
@@ -650,7 +741,8 @@ impl Consensus {
     /// CONSENSUS.md step 7: check a vote, keep the first per signer, kind and view.
     fn on_vote(&mut self, vote: Vote) {
         let view = vote.target.view;
-        if view <= self.finalized.view || view > self.view + VIEWS_AHEAD_MAX {
+        // A vote of another epoch never counts here (CONSENSUS.md, "Epochs").
+        if vote.target.epoch != self.epoch || view <= self.finalized.view || view > self.view + VIEWS_AHEAD_MAX {
             return;
         }
         let Some(index) = self.set_for_view(view).index_of(&vote.signer) else { return };
@@ -671,7 +763,9 @@ impl Consensus {
         if vote.verify(&self.alliance).is_err() {
             return;
         }
-        self.last_heard[index] = self.last_heard[index].max(view);
+        if let Some(heard) = self.last_heard.get_mut(index) {
+            *heard = (*heard).max(view);
+        }
         self.record_vote(vote);
     }
 
@@ -680,7 +774,7 @@ impl Consensus {
     /// Our own votes of the laggard's view go too: after a restart we may have lost the
     /// certificates, but our logged votes can still complete one for the laggard.
     fn help_laggard(&mut self, index: usize, peer: PublicKey, view: u64) {
-        if peer == self.me || self.helped_ms[index].is_some_and(|at| self.now_ms < at + self.config.rebroadcast_interval_ms) {
+        if peer == self.me || index >= self.helped_ms.len() || self.helped_ms[index].is_some_and(|at| self.now_ms < at + self.config.rebroadcast_interval_ms) {
             return;
         }
         self.helped_ms[index] = Some(self.now_ms);
@@ -774,7 +868,7 @@ impl Consensus {
     /// every signature, batch-verified) before it is used.
     fn on_certificate(&mut self, cert: Certificate) {
         let view = cert.target.view;
-        if view <= self.finalized.view {
+        if cert.target.epoch != self.epoch || view <= self.finalized.view {
             return;
         }
         if let Some(state) = self.views.get(&view) {
@@ -797,6 +891,9 @@ impl Consensus {
     }
 
     fn certificate_is_valid(&self, cert: &Certificate) -> bool {
+        if cert.target.epoch != self.epoch {
+            return false;
+        }
         let set = self.set_for_view(cert.target.view);
         if cert.signatures.len() < self.quorum(cert.target.view) || cert.signatures.len() > set.len() {
             return false;
@@ -853,7 +950,7 @@ impl Consensus {
         if state.sent_nullify.is_some() || state.sent_finalize.is_some() {
             return;
         }
-        let vote = VoteTarget::finalize(view, block).sign(&self.alliance, &self.keypair);
+        let vote = VoteTarget::finalize(self.epoch, view, block).sign(&self.alliance, &self.keypair);
         self.state(view).sent_finalize = Some(vote);
         // CONSENSUS.md step 14: the notarization first, so that after a crash we can still
         // show peers why we finalized (our finalize vote rules out nullifying this view).
@@ -871,7 +968,7 @@ impl Consensus {
         if state.sent_nullify.is_some() || state.sent_finalize.is_some() {
             return;
         }
-        let vote = VoteTarget::nullify(view).sign(&self.alliance, &self.keypair);
+        let vote = VoteTarget::nullify(self.epoch, view).sign(&self.alliance, &self.keypair);
         self.state(view).sent_nullify = Some(vote);
         self.out.push(Output::Persist(vote));
         self.out.push(Output::Broadcast(Message::Vote(vote)));
@@ -954,6 +1051,10 @@ impl Consensus {
 
     /// CONSENSUS.md step 11: finalize the chain up to every finalized block we can reach.
     fn try_finalize(&mut self) {
+        // Within the step that ended the epoch, later calls find nothing more to finalize.
+        if self.ended {
+            return;
+        }
         loop {
             let next = self
                 .views
@@ -983,15 +1084,32 @@ impl Consensus {
                 self.state(view).finalization = None;
                 continue;
             }
-            for (block, info) in chain.into_iter().rev() {
+            chain.reverse();
+            // CONSENSUS.md, "Epochs": the blocks above an epoch-ending block are its suffix,
+            // which is not output; the ending block carries their views and ends this epoch.
+            let ending = chain.iter().position(|(_, info)| info.closes && !info.suffix);
+            let suffix: Vec<u64> = ending.map(|i| chain[i + 1..].iter().map(|(_, info)| info.view).collect()).unwrap_or_default();
+            if let Some(i) = ending {
+                assert!(chain[i + 1..].iter().all(|(_, info)| info.suffix), "only suffix blocks extend an epoch-ending block");
+                chain.truncate(i + 1);
+            }
+            for (block, info) in chain {
+                assert!(!info.suffix, "suffix blocks descend from an epoch-ending block");
                 assert_eq!(info.height, self.finalized.height + 1, "finalized heights are consecutive");
                 self.finalized = FinalizedTip { view: info.view, height: info.height, block };
+                let suffix = if info.closes { suffix.clone() } else { Vec::new() };
                 self.out.push(Output::Finalized(Finalized {
                     view: info.view,
                     height: info.height,
                     block,
                     certificate: cert.clone(),
+                    suffix,
                 }));
+            }
+            if ending.is_some() {
+                self.ended = true;
+                self.timer = None;
+                return;
             }
             self.finalized.view = view.max(self.finalized.view);
             self.prune();

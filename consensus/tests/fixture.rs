@@ -11,7 +11,7 @@ fn samples() -> Vec<(&'static str, Message)> {
     let alliance = Hash::digest(b"fixture alliance");
     let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(format!("validator {i}").as_bytes())).collect();
     let block = Hash::digest(b"block 7");
-    let notarize = VoteTarget::notarize(7, block);
+    let notarize = VoteTarget::notarize(0, 7, block);
     let leader_vote = notarize.sign(&alliance, &keys[0]);
     let proposal = Proposal {
         view: 7,
@@ -22,11 +22,11 @@ fn samples() -> Vec<(&'static str, Message)> {
         payload: b"opaque block bytes".to_vec(),
         signature: leader_vote.signature,
     };
-    let finalize = VoteTarget::finalize(7, block);
+    let finalize = VoteTarget::finalize(0, 7, block);
     vec![
         ("proposal", Message::Proposal(proposal)),
         ("vote-notarize", Message::Vote(leader_vote)),
-        ("vote-nullify", Message::Vote(VoteTarget::nullify(8).sign(&alliance, &keys[1]))),
+        ("vote-nullify", Message::Vote(VoteTarget::nullify(0, 8).sign(&alliance, &keys[1]))),
         ("certificate-finalize", Message::Certificate(Certificate::from_votes(finalize, keys[..3].iter().map(|k| finalize.sign(&alliance, k))))),
         ("request-block", Message::Request(Request::Block(block))),
         ("request-certificates", Message::Request(Request::Certificates { from_view: 3, to_view: 9 })),

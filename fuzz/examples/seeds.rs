@@ -121,7 +121,7 @@ fn main() {
             s.put_selected("ledger_values", 3, &format!("path-{i}"), &path.to_bytes());
         }
         let vote = fb.certificate.target;
-        let signed = VoteTarget::notarize(vote.view, vote.block).sign(&chain.alliance(), chain.keypair(0));
+        let signed = VoteTarget::notarize(0, vote.view, vote.block).sign(&chain.alliance(), chain.keypair(0));
         s.put_selected("certificate", 2, &format!("vote-{i}"), &signed.to_bytes());
         // Consensus messages carrying this block.
         let proposal = Proposal {
@@ -154,6 +154,7 @@ fn main() {
     let checkpoint = Checkpoint {
         header: last.block.block.header.clone(),
         certificate: last.block.certificate.clone(),
+        suffix: Vec::new(),
         validators: set.clone(),
         state: chain.state().clone(),
     };

@@ -1,8 +1,8 @@
 //! Validator sets, consensus votes and certificates (DESIGN §6–§7, docs/FORMAT.md §6).
 //!
 //! Consensus orders opaque block ids; these types are all it needs from the ledger. A vote is
-//! signed over `domain::VOTE ‖ alliance id ‖ kind ‖ view ‖ block id`, so a vote can never be
-//! replayed into another alliance or as another kind.
+//! signed over `domain::VOTE ‖ alliance id ‖ kind ‖ epoch ‖ view ‖ block id`, so a vote can
+//! never be replayed into another alliance, another epoch (validator set) or as another kind.
 
 use std::collections::BTreeSet;
 
@@ -146,23 +146,27 @@ impl VoteKind {
     }
 }
 
-/// What a vote is about: a kind, a view, and a block id (zero for nullify).
+/// What a vote is about: a kind, an epoch, a view in that epoch, and a block id (zero for
+/// nullify). Views start again at 1 in every epoch (docs/CONSENSUS.md, "Epochs"); the epoch
+/// in the signed bytes keeps a vote of one epoch from ever counting in another, even when
+/// both epochs have the same validator set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VoteTarget {
     pub kind: VoteKind,
+    pub epoch: u64,
     pub view: u64,
     pub block: Hash,
 }
 
 impl VoteTarget {
-    pub fn notarize(view: u64, block: Hash) -> Self {
-        VoteTarget { kind: VoteKind::Notarize, view, block }
+    pub fn notarize(epoch: u64, view: u64, block: Hash) -> Self {
+        VoteTarget { kind: VoteKind::Notarize, epoch, view, block }
     }
-    pub fn nullify(view: u64) -> Self {
-        VoteTarget { kind: VoteKind::Nullify, view, block: Hash::ZERO }
+    pub fn nullify(epoch: u64, view: u64) -> Self {
+        VoteTarget { kind: VoteKind::Nullify, epoch, view, block: Hash::ZERO }
     }
-    pub fn finalize(view: u64, block: Hash) -> Self {
-        VoteTarget { kind: VoteKind::Finalize, view, block }
+    pub fn finalize(epoch: u64, view: u64, block: Hash) -> Self {
+        VoteTarget { kind: VoteKind::Finalize, epoch, view, block }
     }
 
     /// The bytes a validator signs (after `domain::VOTE`).
@@ -181,6 +185,7 @@ impl VoteTarget {
 impl Encode for VoteTarget {
     fn encode(&self, w: &mut Writer) {
         w.u8(self.kind as u8);
+        w.u64(self.epoch);
         w.u64(self.view);
         self.block.encode(w);
     }
@@ -193,12 +198,13 @@ impl Decode for VoteTarget {
             3 => VoteKind::Finalize,
             tag => return Err(DecodeError::InvalidTag { what: "vote kind", tag }),
         };
+        let epoch = r.u64()?;
         let view = r.u64()?;
         let block = Hash::decode(r)?;
         if (kind == VoteKind::Nullify) != (block == Hash::ZERO) {
             return Err(DecodeError::invalid("vote", "a nullify vote names no block; the others name one"));
         }
-        Ok(VoteTarget { kind, view, block })
+        Ok(VoteTarget { kind, epoch, view, block })
     }
 }
 
@@ -227,6 +233,37 @@ impl Decode for Vote {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Vote { target: VoteTarget::decode(r)?, signer: PublicKey::decode(r)?, signature: Signature::decode(r)? })
     }
+}
+
+/// Domain of an epoch-suffix block id (docs/CONSENSUS.md, "Epochs").
+pub const SUFFIX_DOMAIN: &[u8] = b"plaza/epoch-suffix/v1\0";
+/// Suffix blocks after one epoch-ending block, at most (views of its suffix kept with it).
+pub const SUFFIX_VIEWS_MAX: usize = 1024;
+
+/// The id of an epoch-suffix block: the empty block that consensus builds in `view` of `epoch`
+/// on `parent` (the epoch-ending block or a suffix block above it) at `height`, only so that
+/// the epoch-ending block can be finalized by its own validator set. It carries no records,
+/// changes no state and is not part of the ledger; its id is
+/// `blake3(SUFFIX_DOMAIN ‖ alliance ‖ epoch ‖ view ‖ parent ‖ height)`.
+pub fn suffix_block_id(alliance: &Hash, epoch: u64, view: u64, parent: &Hash, height: u64) -> Hash {
+    let mut w = Writer::new();
+    w.raw(SUFFIX_DOMAIN);
+    alliance.encode(&mut w);
+    w.u64(epoch);
+    w.u64(view);
+    parent.encode(&mut w);
+    w.u64(height);
+    Hash::digest(&w.into_bytes())
+}
+
+/// The id a certificate must name to finalize `block` (id, height, the views of its suffix
+/// blocks in order): the block itself, or the last of its suffix blocks.
+pub fn suffix_target(alliance: &Hash, epoch: u64, block: Hash, height: u64, suffix: &[u64]) -> Hash {
+    let mut id = block;
+    for (i, view) in suffix.iter().enumerate() {
+        id = suffix_block_id(alliance, epoch, *view, &id, height + 1 + i as u64);
+    }
+    id
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -345,7 +382,7 @@ mod tests {
     fn certificates_need_a_quorum_of_distinct_validators() {
         let alliance = Hash::digest(b"alliance");
         let (keys, set) = set(4);
-        let target = VoteTarget::notarize(3, Hash::digest(b"block"));
+        let target = VoteTarget::notarize(0, 3, Hash::digest(b"block"));
         let votes: Vec<Vote> = keys.iter().map(|k| target.sign(&alliance, k)).collect();
         let cert = Certificate::from_votes(target, votes[..3].iter().copied());
         assert_eq!(cert.verify(&alliance, &set), Ok(()));
@@ -365,5 +402,10 @@ mod tests {
 
         let other_alliance = Certificate::from_votes(target, keys.iter().map(|k| target.sign(&Hash::digest(b"other"), k)));
         assert!(matches!(other_alliance.verify(&alliance, &set), Err(CertificateError::BadSignature(_))));
+
+        // The same votes in another epoch (even with the same set) are other signed bytes.
+        let mut other_epoch = cert.clone();
+        other_epoch.target.epoch = 1;
+        assert!(matches!(other_epoch.verify(&alliance, &set), Err(CertificateError::BadSignature(_))));
     }
 }

@@ -97,13 +97,13 @@ fn a_certificate_naming_a_block_not_in_the_export_fails() {
     // A genuine-looking certificate for a block that is not in the chain, at block 5's view:
     // caught when block 5 comes with another id.
     let view5 = blocks[4].block.block.header.view;
-    blocks[2].block.certificate = b.certify(&set, VoteTarget::finalize(view5, Hash::digest(b"elsewhere")));
+    blocks[2].block.certificate = b.certify(&set, VoteTarget::finalize(0, view5, Hash::digest(b"elsewhere")));
     let f = failure(&b, &blocks);
     assert_eq!((f.check, f.height), (Check::Certificate, Some(3)), "{f}");
     assert!(f.found.contains("not in this chain"), "{f}");
     // At a view beyond the chain: caught at its end.
     let (_, mut blocks, _) = chain();
-    blocks[2].block.certificate = b.certify(&set, VoteTarget::finalize(1_000, Hash::digest(b"elsewhere")));
+    blocks[2].block.certificate = b.certify(&set, VoteTarget::finalize(0, 1_000, Hash::digest(b"elsewhere")));
     let f = failure(&b, &blocks);
     assert_eq!((f.check, f.height), (Check::Certificate, Some(3)), "{f}");
     assert!(f.found.contains("ends at height 8"), "{f}");
@@ -116,7 +116,7 @@ fn a_descendant_certificate_must_hold_for_its_view_and_set() {
     let five = &blocks[4].block.block;
     // The right block at the wrong view.
     let mut bad = blocks.clone();
-    bad[3].block.certificate = b.certify(&set, VoteTarget::finalize(five.header.view + 1, five.id()));
+    bad[3].block.certificate = b.certify(&set, VoteTarget::finalize(0, five.header.view + 1, five.id()));
     let f = failure(&b, &bad);
     assert_eq!((f.check, f.height), (Check::Certificate, Some(4)), "{f}");
     // Too few signers.
@@ -140,6 +140,7 @@ fn a_partial_export_from_a_checkpoint_final_through_a_descendant_verifies() {
     let checkpoint = Checkpoint {
         header: blocks[2].block.block.header.clone(),
         certificate: blocks[2].block.certificate.clone(),
+        suffix: Vec::new(),
         validators: b.genesis().validators.clone(),
         state: states[2].clone(),
     };
@@ -156,7 +157,7 @@ fn a_partial_export_from_a_checkpoint_final_through_a_descendant_verifies() {
     assert_eq!((f.check, f.height), (Check::Certificate, Some(3)), "{f}");
     // A checkpoint whose certificate names a descendant not in the export.
     let mut wrong = checkpoint.clone();
-    wrong.certificate = b.certify(&b.genesis().validators, VoteTarget::finalize(1_000, Hash::digest(b"elsewhere")));
+    wrong.certificate = b.certify(&b.genesis().validators, VoteTarget::finalize(0, 1_000, Hash::digest(b"elsewhere")));
     let report = verify(&export(&b, Some(&wrong), &blocks[3..7]), &VerifyOptions::default());
     assert_eq!(report.failure.map(|f| (f.check, f.height)), Some((Check::Certificate, Some(3))));
     // Verified directly from the checkpoint as a start, too.
@@ -248,7 +249,7 @@ fn a_tampered_descendant_path_fails_where_it_was_changed() {
     let mut bytes = good.to_bytes();
     bytes[12..14].copy_from_slice(&2u16.to_be_bytes());
     let e = RecordProof::from_bytes(&bytes, PROOF_BYTES_MAX).expect_err("version 2");
-    assert!(e.to_string().contains("version 2, this plaza reads version 3"), "{e}");
+    assert!(e.to_string().contains("version 2, this plaza reads version 4"), "{e}");
 }
 
 #[test]

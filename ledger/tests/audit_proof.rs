@@ -8,6 +8,7 @@ use plaza_ledger::audit::{verify_chain, BlockEntry, Check, VerifyOptions};
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::policy::DAY_MS;
 use plaza_ledger::record::{Action, Payload};
+use plaza_ledger::store::{BlockWrite, ChainStore, MemStore};
 
 fn chain() -> (ChainBuilder, Vec<BlockEntry>) {
     let mut b = ChainBuilder::new(4, 4);
@@ -68,9 +69,13 @@ fn a_tampered_proof_fails_where_it_was_changed() {
     assert!(RecordProof::from_bytes(b"garbage", PROOF_BYTES_MAX).is_err());
 }
 
+/// After a validator change a proof rests on the genesis alone: it carries the epoch change
+/// (the block that ended epoch 0, its certificate by the old set, the new set), and anything
+/// wrong in that chain fails. A trusted checkpoint still works as an alternative anchor.
 #[test]
-fn after_a_validator_change_a_proof_rests_on_a_trusted_checkpoint() {
+fn after_a_validator_change_a_proof_follows_the_set_from_genesis() {
     let mut b = ChainBuilder::new(5, 4);
+    let genesis_set = b.genesis().validators.clone();
     let mut blocks = Vec::new();
     let propose = b.record(0, Payload::Propose { action: Action::AddValidator { merchant: b.member(4), network_key: b.network_key(4) } });
     let proposal = propose.id();
@@ -79,15 +84,58 @@ fn after_a_validator_change_a_proof_rests_on_a_trusted_checkpoint() {
     blocks.push(b.push(votes).expect("valid"));
     b.advance(DAY_MS);
     blocks.push(b.push(Vec::new()).expect("valid"));
+    assert!(blocks[2].block.block.header.ends_epoch(), "the period close applies the change: epoch 0 ends");
+    let view = blocks[2].block.block.header.view;
+    // Blocks 2 and 3 are final through two suffix blocks above block 3, signed by the four
+    // (CONSENSUS.md, "Epochs").
+    b.finalize_through_suffix(&mut blocks[1..3], &[view + 2, view + 3], &genesis_set);
     let new_set = b.state().validator_set().clone();
+    assert_eq!(new_set.len(), 5);
     for _ in 0..2 {
         let records = b.sales(3);
         blocks.push(b.push(records).expect("valid"));
     }
-    // A genesis anchor no longer fits: the set is not the genesis set.
-    let proof = RecordProof::build(b.genesis(), Anchor::Genesis, new_set.clone(), &blocks[4], 1).expect("builds");
-    assert_eq!(proof.verify(&[]).map_err(|f| f.check), Err(Check::ValidatorSet));
-    // Anchored at the first block of the new set, which a full verification reported.
+    assert_eq!(blocks[4].block.block.header.epoch, 1);
+    let store = MemStore::new(b.genesis());
+    for entry in &blocks {
+        let statement = entry.statement.as_ref().map(|s| (s.period, s.to_bytes()));
+        let write = BlockWrite { block: &entry.block, receipts: &entry.receipts, statement: statement.as_ref().map(|(p, bytes)| (*p, bytes.as_slice())), state_snapshot: None };
+        store.append(write).expect("append");
+    }
+    let proof = RecordProof::from_store(&store, &blocks[4].block.block.records[1].id()).expect("builds").expect("found");
+    assert_eq!(proof.certified.anchor, Anchor::Genesis);
+    assert_eq!(proof.certified.epochs.len(), 1);
+    assert_eq!(proof.certified.validators, new_set);
+    let proven = proof.verify(&[]).expect("verifies from genesis alone");
+    assert_eq!((proven.height, proven.checkpoint), (5, None));
+    let again = RecordProof::from_bytes(&proof.to_bytes(), PROOF_BYTES_MAX).expect("decodes");
+    assert_eq!(again, proof);
+    // A record of block 2: final through the epoch-ending block 3 and its suffix.
+    let ending = RecordProof::from_store(&store, &blocks[1].block.block.records[0].id()).expect("builds").expect("found");
+    assert!(ending.verify(&[]).expect("verifies").finalized_through.is_some());
+
+    // Without the epoch change the set is not the genesis set's successor.
+    let mut p = proof.clone();
+    p.certified.epochs.clear();
+    assert!(matches!(p.verify(&[]).map_err(|f| f.check), Err(Check::Epoch)));
+    // The change's certificate cut below a quorum of the old set.
+    let mut p = proof.clone();
+    p.certified.epochs[0].certificate.signatures.truncate(2);
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::CertificateSigners));
+    // The change's suffix views altered: its certificate names another block.
+    let mut p = proof.clone();
+    p.certified.epochs[0].end.suffix[1] += 1;
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::Certificate));
+    // A different next set than the one the header names.
+    let mut p = proof.clone();
+    p.certified.epochs[0].end.next_validators = genesis_set.clone();
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::ValidatorSet));
+    // The proven block's set is not the one the changes lead to.
+    let mut p = proof.clone();
+    p.certified.validators = genesis_set;
+    assert_eq!(p.verify(&[]).map_err(|f| f.check), Err(Check::ValidatorSet));
+
+    // The other anchor: the first block of the new set, trusted by its id.
     let checkpoint = &blocks[3].block;
     let anchor = Anchor::Checkpoint { header: checkpoint.block.header.clone() };
     let proof = RecordProof::build(b.genesis(), anchor, new_set, &blocks[4], 1).expect("builds");
@@ -109,6 +157,7 @@ fn a_partial_export_verifies_from_its_checkpoint() {
             checkpoint = Some(Checkpoint {
                 header: last.block.header.clone(),
                 certificate: last.certificate.clone(),
+                suffix: Vec::new(),
                 validators: b.genesis().validators.clone(),
                 state: b.state().clone(),
             });

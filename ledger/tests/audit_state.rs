@@ -54,6 +54,7 @@ fn a_tampered_checkpoint_snapshot_is_rejected() {
     let checkpoint = Checkpoint {
         header: last.block.header.clone(),
         certificate: last.certificate.clone(),
+        suffix: Vec::new(),
         validators: b.genesis().validators.clone(),
         state: replay.clone(),
     };

@@ -256,7 +256,7 @@ fn a_validator_set_change_without_the_votes_fails() {
         .expect("distinct keys");
     let block = &mut blocks[3].block;
     block.block.header.validator_set_hash = set.hash();
-    let target = VoteTarget::finalize(block.block.header.view, block.block.id());
+    let target = VoteTarget::finalize(0, block.block.header.view, block.block.id());
     block.certificate = Certificate::from_votes(target, forged.iter().map(|k| target.sign(&genesis.alliance_id(), k)));
     let f = failure_of(&blocks);
     assert_eq!((f.check, f.height), (Check::ValidatorSet, Some(4)));

@@ -26,6 +26,7 @@ fn block_at(height: u64, parent: Hash) -> (FinalizedBlock, Vec<Receipt>) {
     let receipts: Vec<Receipt> = records.iter().map(|r| Receipt::accepted(r.id())).collect();
     let header = BlockHeader {
         height,
+        epoch: 0,
         view: height,
         parent,
         time_ms: T0 + height * 1000,
@@ -35,11 +36,12 @@ fn block_at(height: u64, parent: Hash) -> (FinalizedBlock, Vec<Receipt>) {
         state_root: Hash::digest(&height.to_be_bytes()),
         validator_set_hash: genesis().validators.hash(),
         statement_hash: None,
+        next_validator_set_hash: None,
     };
     let block = Block { header, records };
-    let target = VoteTarget::finalize(height, block.id());
+    let target = VoteTarget::finalize(0, height, block.id());
     let certificate = Certificate::from_votes(target, [target.sign(&alliance(), &kp)]);
-    (FinalizedBlock { block, certificate }, receipts)
+    (FinalizedBlock { block, certificate, epoch_end: None }, receipts)
 }
 
 fn check_contract<S: ChainStore>(store: &S) {

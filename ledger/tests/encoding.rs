@@ -142,8 +142,9 @@ fn non_canonical_forms_are_rejected() {
     bytes[second].copy_from_slice(&a);
     assert!(ValidatorSet::from_bytes(&bytes, 1 << 16).is_err());
     // A nullify vote that names a block.
-    let mut bytes = VoteTarget::nullify(3).to_bytes();
-    bytes[9] = 1;
+    let mut bytes = VoteTarget::nullify(0, 3).to_bytes();
+    bytes[17] = 1; // kind, epoch, view, then the block
+
     assert!(VoteTarget::from_bytes(&bytes, 64).is_err());
 }
 
@@ -289,13 +290,14 @@ proptest! {
         path in proptest::collection::vec(arb_hash(), 0..20), idx in any::<u64>(),
     ) {
         let header = BlockHeader {
-            height, view, parent, time_ms: time, proposer: k.public(),
+            height, epoch: time % 5, view, parent, time_ms: time, proposer: k.public(),
             records_root: roots[0], receipts_root: roots[1], state_root: roots[2], validator_set_hash: roots[3],
             statement_hash: with_statement.then_some(roots[4]),
+            next_validator_set_hash: (!with_statement).then_some(roots[4]),
         };
         let bytes = header.to_bytes();
         prop_assert_eq!(BlockHeader::from_bytes(&bytes, 1024).expect("decodes"), header);
-        let vote = VoteTarget::notarize(view, roots[0]).sign(&parent, &k);
+        let vote = VoteTarget::notarize(time % 5, view, roots[0]).sign(&parent, &k);
         prop_assert_eq!(Vote::from_bytes(&vote.to_bytes(), 1024).expect("decodes"), vote);
         prop_assert!(vote.verify(&parent).is_ok());
         let receipt = Receipt { record: roots[1], code };
@@ -344,8 +346,8 @@ fn fixture_lines() -> Vec<String> {
     }
     let block = sample_block();
     push("block-header", block.header.to_bytes());
-    push("vote-notarize", VoteTarget::notarize(1, block.id()).sign(&alliance(), &key("gym")).to_bytes());
-    push("vote-nullify", VoteTarget::nullify(2).sign(&alliance(), &key("gym")).to_bytes());
+    push("vote-notarize", VoteTarget::notarize(0, 1, block.id()).sign(&alliance(), &key("gym")).to_bytes());
+    push("vote-nullify", VoteTarget::nullify(0, 2).sign(&alliance(), &key("gym")).to_bytes());
     push("certificate", sample_finalized().certificate.to_bytes());
     push("receipt-rejected", Receipt { record: Hash::digest(b"r"), code: 7 }.to_bytes());
     let leaves: Vec<Hash> = block.records.iter().map(|r| merkle::leaf_hash(r.id().as_bytes())).collect();

@@ -19,7 +19,7 @@ use plaza_ledger::audit::{verify_chain, BlockEntry, VerifyOptions};
 use plaza_ledger::codec::Encode;
 use plaza_ledger::keys::{PublicKey, Signature};
 use plaza_ledger::policy::DAY_MS;
-use plaza_ledger::record::Party;
+use plaza_ledger::record::{Action, Party, Payload};
 use plaza_ledger::Keypair;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -185,10 +185,13 @@ fn the_signature_vectors_are_current_and_show_where_rules_differ() {
     pinned("ed25519.json", text.as_bytes());
 }
 
-/// A small alliance day: four members, all validating; sales with cards; a period that closes
-/// with statement lines; blocks 3 and 4 final through block 5's certificate.
+/// A small alliance day: five members, four validating; sales with cards; in block 2 the
+/// members vote the fifth in as a validator; block 4 closes a period (statement lines) and so
+/// ends epoch 0 (it names the five-validator set), and blocks 3 and 4 are final through two
+/// suffix blocks above block 4 signed by the four; blocks 5–7 are epoch 1, certified by the five.
 fn small_chain() -> (ChainBuilder, Vec<BlockEntry>) {
-    let mut b = ChainBuilder::new(4, 4);
+    let mut b = ChainBuilder::new(5, 4);
+    let genesis_set = b.genesis().validators.clone();
     let mut blocks = Vec::new();
     for h in 1..=7 {
         if h == 4 {
@@ -198,10 +201,20 @@ fn small_chain() -> (ChainBuilder, Vec<BlockEntry>) {
         if h == 6 {
             b.advance(8 * DAY_MS);
         }
-        let records = b.sales(if h % 2 == 0 { 3 } else { 11 });
+        let mut records = b.sales(if h % 2 == 0 { 3 } else { 11 });
+        if h == 2 {
+            let proposal = b.record(0, Payload::Propose { action: Action::AddValidator { merchant: b.member(4), network_key: b.network_key(4) } });
+            let id = proposal.id();
+            records.push(proposal);
+            for voter in 1..=3 {
+                records.push(b.record(voter, Payload::Vote { proposal: id, approve: true }));
+            }
+        }
         blocks.push(b.push(records).expect("valid block"));
     }
-    finalize_through(&mut blocks[2..5]);
+    let view = blocks[3].block.block.header.view;
+    b.finalize_through_suffix(&mut blocks[2..4], &[view + 1, view + 3], &genesis_set);
+    finalize_through(&mut blocks[4..7]);
     (b, blocks)
 }
 
@@ -210,6 +223,7 @@ fn chain_summary(b: &ChainBuilder, blocks: &[BlockEntry]) -> Value {
         let h = &e.block.block.header;
         json!({
             "height": h.height,
+            "epoch": h.epoch,
             "view": h.view,
             "id": e.block.block.id().to_string(),
             "parent": h.parent.to_string(),
@@ -219,7 +233,13 @@ fn chain_summary(b: &ChainBuilder, blocks: &[BlockEntry]) -> Value {
             "state_root": h.state_root.to_string(),
             "validator_set_hash": h.validator_set_hash.to_string(),
             "statement_hash": h.statement_hash.map(|s| s.to_string()),
-            "certificate": { "kind": e.block.certificate.target.kind.name(), "view": e.block.certificate.target.view, "block": e.block.certificate.target.block.to_string(), "signers": e.block.certificate.signatures.len() },
+            "next_validator_set_hash": h.next_validator_set_hash.map(|s| s.to_string()),
+            "epoch_end": e.block.epoch_end.as_ref().map(|end| json!({
+                "next_validators": end.next_validators.validators().iter().map(|v| json!({"key": v.key.to_string(), "network_key": v.network_key.to_string()})).collect::<Vec<_>>(),
+                "suffix_views": end.suffix,
+                "suffix_end": e.block.suffix_end(&b.alliance()).to_string(),
+            })),
+            "certificate": { "kind": e.block.certificate.target.kind.name(), "epoch": e.block.certificate.target.epoch, "view": e.block.certificate.target.view, "block": e.block.certificate.target.block.to_string(), "signers": e.block.certificate.signatures.len() },
             "receipts": e.receipts.iter().map(|r| json!({"record": r.record.to_string(), "code": r.code, "name": r.code().map(|c| c.name())})).collect::<Vec<_>>(),
             "statement": e.statement.as_ref().map(|s| json!({
                 "period": s.period,
@@ -233,7 +253,7 @@ fn chain_summary(b: &ChainBuilder, blocks: &[BlockEntry]) -> Value {
         })
     };
     json!({
-        "about": "chain.plaza-export: a small real export (docs/FORMAT.md, \"Proofs and exports\") and what verifying it must give. Blocks 3 and 4 are final through block 5's certificate. Amounts are in cents, as decimal strings.",
+        "about": "chain.plaza-export: a small real export (docs/FORMAT.md, \"Proofs and exports\") and what verifying it must give. Block 2 votes a fifth validator in; block 4 closes a period and ends epoch 0; blocks 3 and 4 are final through the certificate of block 4's second suffix block (signed by the four of epoch 0); blocks 5 and 6 through block 7's (signed by the five of epoch 1). Amounts are in cents, as decimal strings.",
         "alliance": b.alliance().to_string(),
         "genesis_validator_set_hash": b.genesis().validators.hash().to_string(),
         "genesis_bytes": b.genesis().to_bytes().len(),

@@ -548,14 +548,13 @@ async fn state_proof(AxumState(shared): S, Path((table, key)): Path<(String, Str
     use plaza_ledger::audit::state_proof::{parse_state_key, table_name, table_tag, StateProof, VERSION};
     let text = if table_tag(&table).is_some() { format!("{table}/{key}") } else { format!("{table}:{key}") };
     let (tag, key) = parse_state_key(&text).map_err(|e| ApiError::bad("bad-state-key", e))?;
-    let (item, set) = {
+    let item = {
         let state = shared.state();
-        let item = state.prove(tag, &key).map_err(|e| ApiError::bad("bad-state-key", format!("not a key of table {}: {e}", table_name(tag))))?;
-        (item, state.validator_set().clone())
+        state.prove(tag, &key).map_err(|e| ApiError::bad("bad-state-key", format!("not a key of table {}: {e}", table_name(tag))))?
     };
     let item = item.ok_or_else(|| ApiError::not_found(format!("table {} has no entry {text}", table_name(tag))))?;
     let store = shared.store.clone();
-    let proof = tokio::task::spawn_blocking(move || StateProof::certify(&*store, item, &set))
+    let proof = tokio::task::spawn_blocking(move || StateProof::certify(&*store, item))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::internal)?;
@@ -594,14 +593,12 @@ async fn checkpoint(AxumState(shared): S) -> ApiResult {
         height -= 1;
     };
     let header = block.block.header;
-    let set_hash = header.validator_set_hash;
-    let validators = if store.genesis().validators.hash() == set_hash {
-        store.genesis().validators.clone()
-    } else if shared.state().validator_set().hash() == set_hash {
-        shared.state().validator_set().clone()
-    } else {
-        return Err(ApiError::internal(format!("the validator set {set_hash} of block {height} is not at hand")));
-    };
+    // The set of the block's epoch: the genesis set, or the one the last epoch change names.
+    let changes = plaza_ledger::audit::proof::epoch_changes_in_store(&**store, &header).map_err(ApiError::internal)?;
+    let validators = changes.last().map_or_else(|| store.genesis().validators.clone(), |c| c.end.next_validators.clone());
+    if validators.hash() != header.validator_set_hash {
+        return Err(ApiError::internal(format!("the validator set {} of block {height} is not the one its epoch changes give", header.validator_set_hash)));
+    }
     let id = header.id();
     let signed = SignedTip { header, certificate: block.certificate, validators };
     Ok(axum::Json(json!({

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-use plaza_ledger::block::{Block, BlockHeader, FinalizedBlock, BLOCK_BYTES_MAX};
+use plaza_ledger::block::{Block, BlockHeader, EpochEnd, FinalizedBlock, BLOCK_BYTES_MAX};
 use plaza_ledger::cert::{Certificate, VoteKind};
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::contract::{InvalidBlock, State, Statement};
@@ -26,9 +26,31 @@ use plaza_ledger::{Hash, PublicKey};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tip {
     pub height: u64,
+    /// The tip's epoch (0 at genesis).
+    pub epoch: u64,
     pub view: u64,
     pub id: Hash,
     pub time_ms: u64,
+    /// The tip ends its epoch: the next block is the first of epoch `epoch + 1`.
+    pub ends_epoch: bool,
+}
+
+impl Tip {
+    fn of(header: &BlockHeader) -> Tip {
+        Tip {
+            height: header.height,
+            epoch: header.epoch,
+            view: header.view,
+            id: header.id(),
+            time_ms: header.time_ms,
+            ends_epoch: header.ends_epoch(),
+        }
+    }
+
+    /// The epoch of the next block, the one consensus runs now.
+    pub fn next_epoch(&self) -> u64 {
+        self.epoch + u64::from(self.ends_epoch)
+    }
 }
 
 /// A block this node executed (built or verified) that is not final yet.
@@ -101,8 +123,8 @@ impl<S: ChainStore> Chain<S> {
             }
         }
         let tip = match store.block(tip_height).map_err(|e| e.to_string())? {
-            Some(b) => Tip { height: tip_height, view: b.block.header.view, id: b.block.id(), time_ms: b.block.header.time_ms },
-            None => Tip { height: 0, view: 0, id: store.alliance_id(), time_ms: genesis.time_ms },
+            Some(b) => Tip::of(&b.block.header),
+            None => Tip { height: 0, epoch: 0, view: 0, id: store.alliance_id(), time_ms: genesis.time_ms, ends_epoch: false },
         };
         Ok(Chain {
             store,
@@ -132,6 +154,19 @@ impl<S: ChainStore> Chain<S> {
     }
     pub fn forget_executed(&mut self) {
         self.executed.clear();
+    }
+
+    /// The epoch of a block built on `parent` (the finalized tip or an executed block).
+    fn child_epoch(&self, parent: &Hash) -> Option<u64> {
+        if *parent == self.tip.id {
+            return Some(self.tip.next_epoch());
+        }
+        self.executed.get(parent).map(|e| e.block.header.child_epoch())
+    }
+
+    /// Whether the executed (not yet final) block `id` ends its epoch.
+    pub fn ends_epoch(&self, id: &Hash) -> bool {
+        self.executed.get(id).is_some_and(|e| e.block.header.ends_epoch())
     }
 
     /// Runs `f` on the state after `parent` (the finalized tip or an executed block).
@@ -169,6 +204,7 @@ impl<S: ChainStore> Chain<S> {
         let (mut state, validator_set_hash) = self
             .with_parent_state(&parent, |s| (s.clone(), s.validator_set().hash()))
             .ok_or_else(|| format!("cannot build on unknown parent {parent}"))?;
+        let epoch = self.child_epoch(&parent).ok_or_else(|| format!("cannot build on unknown parent {parent}"))?;
         let time_ms = now_ms.max(state.last_block_time_ms());
         let mut dropped = Vec::new();
         let outcome = loop {
@@ -196,6 +232,7 @@ impl<S: ChainStore> Chain<S> {
         };
         let header = BlockHeader {
             height,
+            epoch,
             view,
             parent,
             time_ms,
@@ -205,6 +242,8 @@ impl<S: ChainStore> Chain<S> {
             state_root: outcome.state_root,
             validator_set_hash,
             statement_hash: outcome.statement.as_ref().map(Statement::hash),
+            // CONSENSUS.md, "Epochs": the block whose execution changes the set ends the epoch.
+            next_validator_set_hash: plaza_ledger::execute::next_validator_set_hash(validator_set_hash, &state),
         };
         let block = Block { header, records: candidates };
         let id = block.id();
@@ -240,8 +279,12 @@ impl<S: ChainStore> Chain<S> {
         if h.proposer != leader {
             return Err("the block's proposer is not the view's leader".into());
         }
-        if h.time_ms.abs_diff(now_ms) > skew_ms_max {
-            return Err(format!("block time {} is more than {skew_ms_max} ms from our clock {now_ms}", h.time_ms));
+        // Only a time ahead of our clock is refused: a block from the past is re-verified late
+        // (after a restart, a late delivery, a clock step) and must stay valid, or no node
+        // that missed it in time could ever extend it once it is notarized. The contract keeps
+        // block times from going backwards.
+        if h.time_ms > now_ms.saturating_add(skew_ms_max) {
+            return Err(format!("block time {} is more than {skew_ms_max} ms ahead of our clock {now_ms}", h.time_ms));
         }
         if !block.records_match_header() {
             return Err("records root differs from the records carried".into());
@@ -264,6 +307,7 @@ impl<S: ChainStore> Chain<S> {
         }
         let mut state =
             self.with_parent_state(&parent, State::clone).ok_or_else(|| format!("parent {parent} was not executed here"))?;
+        let epoch = self.child_epoch(&parent).ok_or_else(|| format!("parent {parent} was not executed here"))?;
         let block = if self.bugs.execute_at_local_time {
             // The bug: the contract's input is this node's clock, not the agreed header.
             let mut local = block;
@@ -272,13 +316,14 @@ impl<S: ChainStore> Chain<S> {
         } else {
             block
         };
-        let outcome = execute_checked(&mut state, &block).map_err(|e| format!("proposal: {e}"))?;
+        let outcome = execute_checked(&mut state, &block, epoch).map_err(|e| format!("proposal: {e}"))?;
         self.executed.insert(id, Executed { block, state, receipts: outcome.receipts, statement: outcome.statement });
         Ok(())
     }
 
-    /// Stores an executed block as final with `certificate` (of it or of a descendant).
-    pub fn finalize(&mut self, id: &Hash, certificate: Certificate) -> Result<Option<FinalizedInfo>, String> {
+    /// Stores an executed block as final with `certificate` (of it or of a descendant; for an
+    /// epoch-ending block, of it or of its last suffix block, whose views are `suffix`).
+    pub fn finalize(&mut self, id: &Hash, certificate: Certificate, suffix: Vec<u64>) -> Result<Option<FinalizedInfo>, String> {
         let Some(executed) = self.executed.get(id) else {
             return Err(format!("finalized block {id} was not executed here"));
         };
@@ -289,14 +334,16 @@ impl<S: ChainStore> Chain<S> {
             return Err(format!("finalized block {id} does not extend the tip"));
         }
         let Some(executed) = self.executed.remove(id) else { return Ok(None) };
-        let info = self.commit(executed, certificate)?;
+        let info = self.commit(executed, certificate, suffix)?;
         Ok(Some(info))
     }
 
-    fn commit(&mut self, executed: Executed, certificate: Certificate) -> Result<FinalizedInfo, String> {
+    fn commit(&mut self, executed: Executed, certificate: Certificate, suffix: Vec<u64>) -> Result<FinalizedInfo, String> {
         let Executed { block, state, receipts, statement } = executed;
         let height = block.header.height;
-        let finalized = FinalizedBlock { block, certificate };
+        // The epoch-ending block carries the next set in full (FORMAT.md, "Blocks").
+        let epoch_end = block.header.ends_epoch().then(|| EpochEnd { next_validators: state.validator_set().clone(), suffix });
+        let finalized = FinalizedBlock { block, certificate, epoch_end };
         let statement_bytes = statement.as_ref().map(|s| (s.period, s.to_bytes()));
         let snapshot = (height % self.snapshot_interval_blocks == 0).then(|| state.to_bytes());
         self.store
@@ -308,7 +355,7 @@ impl<S: ChainStore> Chain<S> {
             })
             .map_err(|e| format!("storing block {height}: {e}"))?;
         let header = &finalized.block.header;
-        self.tip = Tip { height, view: header.view, id: header.id(), time_ms: header.time_ms };
+        self.tip = Tip::of(header);
         *self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
         // Executed blocks at or below the tip can never be final now.
         self.executed.retain(|_, e| e.block.header.height > height);
@@ -321,12 +368,14 @@ impl<S: ChainStore> Chain<S> {
     pub fn apply_synced(&mut self, blocks: Vec<FinalizedBlock>) -> Result<Vec<FinalizedInfo>, String> {
         let alliance = self.alliance();
         let mut stored = Vec::new();
-        let mut waiting: Vec<(Executed, Certificate)> = Vec::new();
+        let mut waiting: Vec<(Executed, Certificate, Vec<u64>)> = Vec::new();
         let mut parent_state = state_read(&self.state).clone();
         let mut parent_id = self.tip.id;
         let mut next_height = self.tip.height + 1;
+        let mut epoch = self.tip.next_epoch();
         for fb in blocks {
-            let FinalizedBlock { block, certificate } = fb;
+            let end = fb.suffix_end(&alliance);
+            let FinalizedBlock { block, certificate, epoch_end } = fb;
             let h = block.header.clone();
             if h.height < next_height {
                 continue;
@@ -337,6 +386,12 @@ impl<S: ChainStore> Chain<S> {
             if certificate.target.kind != VoteKind::Finalize {
                 return Err(format!("synced block {} carries no finalization", h.height));
             }
+            if certificate.target.epoch != h.epoch {
+                return Err(format!("synced block {} of epoch {} carries a certificate of epoch {}", h.height, h.epoch, certificate.target.epoch));
+            }
+            if h.ends_epoch() && certificate.target.block != end {
+                return Err(format!("synced block {} ends its epoch but is not final within it (its own or its suffix's certificate)", h.height));
+            }
             let set = parent_state.validator_set().clone();
             certificate.verify(&alliance, &set).map_err(|e| format!("synced block {}: certificate: {e}", h.height))?;
             if !block.records_match_header() {
@@ -346,17 +401,26 @@ impl<S: ChainStore> Chain<S> {
                 r.check(&alliance).map_err(|e| format!("synced block {}: record {}: {e}", h.height, r.id()))?;
             }
             let mut state = parent_state.clone();
-            let outcome = execute_checked(&mut state, &block).map_err(|e| format!("synced block {}: {e}", h.height))?;
+            let outcome = execute_checked(&mut state, &block, epoch).map_err(|e| format!("synced block {}: {e}", h.height))?;
+            if let Some(carried) = &epoch_end
+                && carried.next_validators != *state.validator_set()
+            {
+                return Err(format!("synced block {}: the next validator set carried is not the one execution gives", h.height));
+            }
             let id = block.id();
             parent_state = state.clone();
             parent_id = id;
             next_height += 1;
+            epoch = h.child_epoch();
             let target = certificate.target.block;
-            waiting.push((Executed { block, state, receipts: outcome.receipts, statement: outcome.statement }, certificate));
-            if target == id {
-                for (executed, cert) in waiting.drain(..) {
-                    stored.push(self.commit(executed, cert)?);
+            let suffix = epoch_end.map(|e| e.suffix).unwrap_or_default();
+            waiting.push((Executed { block, state, receipts: outcome.receipts, statement: outcome.statement }, certificate, suffix));
+            if target == end {
+                for (executed, cert, suffix) in waiting.drain(..) {
+                    stored.push(self.commit(executed, cert, suffix)?);
                 }
+            } else if h.ends_epoch() {
+                return Err(format!("synced block {} ends its epoch with blocks of it still waiting for a descendant", h.height));
             }
         }
         Ok(stored)

@@ -235,7 +235,9 @@ impl Driver {
                         m.finality_latency.observe(ms as f64 / 1000.0);
                     }
                     let _ = self.tip_tx.send(height);
+                    // The set may have changed (an epoch ended): the peers' roles and our own.
                     self.refresh_members();
+                    self.shared.status().validator = self.replica.is_validator();
                 }
                 Effect::InvalidProposal { .. } => {
                     self.shared.metrics.invalid_proposals.inc();

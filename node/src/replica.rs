@@ -145,41 +145,57 @@ struct PendingProposal {
     since_ms: u64,
 }
 
-/// The consensus log holds votes, proposals and certificates, ordered by view so that one
-/// range delete prunes all: a vote's key is `view ‖ kind` (9 bytes, kind 0–2), a
-/// certificate's `view ‖ 0xfe ‖ kind` (10 bytes), a proposal's `view ‖ 0xff ‖ block id`
-/// (41 bytes).
-pub fn vote_log_key(vote: &Vote) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[..8].copy_from_slice(&vote.target.view.to_be_bytes());
-    key[8] = vote.target.kind as u8;
+/// The consensus log holds votes, proposals and certificates, ordered by epoch and view so
+/// that one range delete prunes all: a vote's key is `epoch ‖ view ‖ kind` (17 bytes, kind
+/// 1–3), a certificate's `epoch ‖ view ‖ 0xfe ‖ kind` (18 bytes), a proposal's
+/// `epoch ‖ view ‖ 0xff ‖ block id` (49 bytes).
+pub fn vote_log_key(vote: &Vote) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[..8].copy_from_slice(&vote.target.epoch.to_be_bytes());
+    key[8..16].copy_from_slice(&vote.target.view.to_be_bytes());
+    key[16] = vote.target.kind as u8;
     key
 }
 
 const LOG_CERTIFICATE: u8 = 0xfe;
 const LOG_PROPOSAL: u8 = 0xff;
 
-pub fn certificate_log_key(cert: &Certificate) -> [u8; 10] {
-    let mut key = [0u8; 10];
-    key[..8].copy_from_slice(&cert.target.view.to_be_bytes());
-    key[8] = LOG_CERTIFICATE;
-    key[9] = cert.target.kind as u8;
+pub fn certificate_log_key(cert: &Certificate) -> [u8; 18] {
+    let mut key = [0u8; 18];
+    key[..8].copy_from_slice(&cert.target.epoch.to_be_bytes());
+    key[8..16].copy_from_slice(&cert.target.view.to_be_bytes());
+    key[16] = LOG_CERTIFICATE;
+    key[17] = cert.target.kind as u8;
     key
 }
 
-pub fn proposal_log_key(proposal: &Proposal) -> [u8; 41] {
-    let mut key = [0u8; 41];
-    key[..8].copy_from_slice(&proposal.view.to_be_bytes());
-    key[8] = LOG_PROPOSAL;
-    key[9..].copy_from_slice(proposal.block.as_bytes());
+/// A proposal carries no epoch: it is logged under the epoch of the instance that voted for it.
+pub fn proposal_log_key(epoch: u64, proposal: &Proposal) -> [u8; 49] {
+    let mut key = [0u8; 49];
+    key[..8].copy_from_slice(&epoch.to_be_bytes());
+    key[8..16].copy_from_slice(&proposal.view.to_be_bytes());
+    key[16] = LOG_PROPOSAL;
+    key[17..].copy_from_slice(proposal.block.as_bytes());
     key
 }
 
-/// Reads the consensus log back (keys as [`vote_log_key`] describes), for a restart.
-pub fn read_consensus_log<'a>(entries: impl IntoIterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>) -> Result<Restart, String> {
+/// The first log key of `view` in `epoch`: everything below it belongs to earlier views.
+pub fn log_position_key(epoch: u64, view: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&epoch.to_be_bytes());
+    key[8..].copy_from_slice(&view.to_be_bytes());
+    key
+}
+
+/// Reads the consensus log of `epoch` back (keys as [`vote_log_key`] describes; entries of
+/// other epochs are skipped), for a restart.
+pub fn read_consensus_log<'a>(entries: impl IntoIterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>, epoch: u64) -> Result<Restart, String> {
     let mut restart = Restart::default();
     for (key, value) in entries {
-        match key.get(8) {
+        if key.get(..8) != Some(epoch.to_be_bytes().as_slice()) {
+            continue;
+        }
+        match key.get(16) {
             Some(&LOG_PROPOSAL) => restart
                 .proposals
                 .push(Proposal::from_bytes(value, MESSAGE_BYTES_MAX).map_err(|e| format!("proposal log: {e}"))?),
@@ -211,6 +227,8 @@ pub struct Replica<S: ChainStore> {
     admitted_at: BTreeMap<Hash, u64>,
     verify_started: BTreeMap<Hash, u64>,
     sync_in_flight: Option<u64>,
+    /// Consensus stopped for good (the log could not be written): never restarted.
+    stopped: bool,
     sync_attempt: u64,
     next_sync_ms: u64,
     tip_changed_ms: u64,
@@ -249,6 +267,7 @@ impl<S: ChainStore> Replica<S> {
             admitted_at: BTreeMap::new(),
             verify_started: BTreeMap::new(),
             sync_in_flight: None,
+            stopped: false,
             sync_attempt: 0,
             next_sync_ms: now.ms + SYNC_INTERVAL_MS,
             tip_changed_ms: now.ms,
@@ -331,6 +350,16 @@ impl<S: ChainStore> Replica<S> {
     /// A consensus message from the validator with vote key `from`.
     pub fn handle_message(&mut self, now: Now, from: PublicKey, message: Message) {
         self.now = now;
+        // A vote or certificate of a later epoch: the others finalized an epoch-ending block
+        // we lack; block sync brings it (consensus ignores messages of other epochs).
+        let epoch = match &message {
+            Message::Vote(vote) => Some(vote.target.epoch),
+            Message::Certificate(cert) => Some(cert.target.epoch),
+            _ => None,
+        };
+        if epoch.is_some_and(|e| e > self.chain.tip().next_epoch()) {
+            self.request_sync(1);
+        }
         self.feed(Input::Message { from, message });
     }
 
@@ -410,8 +439,12 @@ impl<S: ChainStore> Replica<S> {
         let after = stored.last().map_or(before, |i| i.height);
         info!(from = before + 1, to = after, peer_tip = response.tip, "synced finalized blocks");
         self.after_finalized(stored, true);
-        let consensus_behind = self.consensus.as_ref().is_some_and(|c| c.finalized().height < after);
-        if consensus_behind {
+        // Behind, or a new epoch (which may make this node a validator or end its role).
+        let restart = match &self.consensus {
+            Some(c) => c.finalized().height < after || c.epoch() != self.chain.tip().next_epoch(),
+            None => !self.stopped,
+        };
+        if restart {
             self.restart_consensus()?;
         }
         if response.tip > after {
@@ -429,6 +462,7 @@ impl<S: ChainStore> Replica<S> {
     /// could equivocate after a crash, so consensus stops and nothing queued is performed.
     pub fn persist_failed(&mut self, reason: &str) {
         warn!("cannot persist the consensus log, stopping consensus: {reason}");
+        self.stopped = true;
         self.consensus = None;
         self.proposal = None;
         self.timer_ms = None;
@@ -489,18 +523,48 @@ impl<S: ChainStore> Replica<S> {
 
     // ------------------------------------------------------------------ consensus
 
+    /// Starts consensus for the epoch the finalized tip leads to (CONSENSUS.md, "Epochs"):
+    /// after an epoch-ending tip, the next epoch with the new set from view 1; otherwise the
+    /// tip's epoch from the tip's view. A node whose key is not in the set is no validator
+    /// (a removed validator stays a member, syncing; a new one starts voting here).
     fn restart_consensus(&mut self) -> Result<(), String> {
-        let set = self.chain.shared_state().read().unwrap_or_else(PoisonError::into_inner).validator_set().clone();
-        if !set.contains(&self.keypair.public()) {
-            self.consensus = None;
+        if self.stopped {
             return Ok(());
         }
+        let set = self.chain.shared_state().read().unwrap_or_else(PoisonError::into_inner).validator_set().clone();
+        let previous = self.consensus.take().map(|c| (c.epoch(), c.validator_set().clone()));
         let tip = self.chain.tip();
-        let mut restart = read_consensus_log(&self.log)?;
-        restart.finalized = (tip.height > 0).then_some(FinalizedTip { view: tip.view, height: tip.height, block: tip.id });
+        let epoch = tip.next_epoch();
+        if previous.as_ref().is_some_and(|(e, _)| *e != epoch) || (previous.is_none() && tip.ends_epoch) {
+            // The earlier epochs' log can never matter again.
+            self.prune_log(epoch, 0);
+        }
+        if !set.contains(&self.keypair.public()) {
+            if previous.is_some() {
+                info!(epoch, "no longer a validator: following the chain as a member");
+            }
+            self.proposal = None;
+            self.timer_ms = None;
+            return Ok(());
+        }
+        let mut restart = read_consensus_log(&self.log, epoch)?;
+        restart.finalized = match (tip.height, tip.ends_epoch) {
+            (0, _) => None,
+            // The first view of the new epoch extends the block that ended the last one.
+            (_, true) => Some(FinalizedTip { view: 0, height: tip.height, block: tip.id }),
+            (_, false) => Some(FinalizedTip { view: tip.view, height: tip.height, block: tip.id }),
+        };
         let keypair = Keypair::from_secret(&self.keypair.secret_bytes()).map_err(|e| e.to_string())?;
-        let consensus = Consensus::new(self.config.consensus.clone(), keypair, set, self.chain.alliance(), restart)
+        let mut consensus = Consensus::new(self.config.consensus.clone(), keypair, set, self.chain.alliance(), epoch, restart)
             .map_err(|e| format!("consensus: {e}"))?;
+        match previous {
+            Some((e, old)) if e + 1 == epoch => {
+                info!(epoch, validators = consensus.validator_set().len(), "a new epoch: validating with its set");
+                consensus.inject_previous_set(old);
+            }
+            None if tip.ends_epoch => info!(epoch, validators = consensus.validator_set().len(), "validating from this epoch on"),
+            _ => {}
+        }
         self.consensus = Some(consensus);
         self.chain.forget_executed();
         self.proposal = None;
@@ -514,13 +578,21 @@ impl<S: ChainStore> Replica<S> {
         let mut queue = VecDeque::from([input]);
         let first_effect = self.effects.len();
         while let Some(input) = queue.pop_front() {
-            let Some(consensus) = self.consensus.as_mut() else { return };
+            let Some(consensus) = self.consensus.as_mut() else { break };
             let outputs = consensus.handle(self.now.ms, input);
             for output in outputs {
                 if let Some(next) = self.output(output) {
                     queue.push_back(next);
                 }
             }
+        }
+        // CONSENSUS.md, "Epochs": the epoch-ending block is final; the next epoch starts on it
+        // once this step's outputs are done (from the old tip again, should storing it have
+        // failed: then block sync brings it).
+        if self.consensus.as_ref().is_some_and(Consensus::ended)
+            && let Err(e) = self.restart_consensus()
+        {
+            warn!("cannot start the next epoch's consensus: {e}");
         }
         if self.config.bugs.send_before_persist {
             // The bug: every batch of this step goes out after the messages that needed it.
@@ -559,7 +631,8 @@ impl<S: ChainStore> Replica<S> {
             }
             Output::PersistProposal(proposal) => {
                 // The block outlives a crash of everyone who voted for it.
-                self.staged.push((proposal_log_key(&proposal).to_vec(), proposal.to_bytes()));
+                let epoch = self.consensus.as_ref().map_or(0, Consensus::epoch);
+                self.staged.push((proposal_log_key(epoch, &proposal).to_vec(), proposal.to_bytes()));
                 None
             }
             Output::PersistCertificate(cert) => {
@@ -591,6 +664,7 @@ impl<S: ChainStore> Replica<S> {
                     let known = |id: &Hash| mempool.contains(id);
                     self.chain.verify(view, block, parent, height, &payload, leader, self.now.wall_ms, self.config.block_time_skew_ms_max, &known)
                 };
+                let ends_epoch = self.chain.ends_epoch(&block);
                 let valid = match verdict {
                     Ok(()) => {
                         self.verify_started.insert(block, self.now.ms);
@@ -605,10 +679,10 @@ impl<S: ChainStore> Replica<S> {
                         false
                     }
                 };
-                Some(Input::Verdict { block, valid })
+                Some(Input::Verdict { block, valid, ends_epoch })
             }
             Output::Finalized(finalized) => {
-                match self.chain.finalize(&finalized.block, finalized.certificate) {
+                match self.chain.finalize(&finalized.block, finalized.certificate, finalized.suffix) {
                     Ok(Some(info)) => self.after_finalized(vec![info], false),
                     Ok(None) => {}
                     Err(e) => {
@@ -654,7 +728,8 @@ impl<S: ChainStore> Replica<S> {
                     debug!(count = dropped.len(), "records the contract refused at this block time were dropped");
                     lock(&self.mempool).remove(&dropped);
                 }
-                self.feed(Input::Proposed { view: p.view, block, payload });
+                let ends_epoch = self.chain.ends_epoch(&block);
+                self.feed(Input::Proposed { view: p.view, block, payload, ends_epoch });
             }
             Err(e) => warn!(view = p.view, "cannot build a block: {e}"),
         }
@@ -679,17 +754,23 @@ impl<S: ChainStore> Replica<S> {
         self.tip_changed_ms = self.now.ms;
         if height >= self.last_log_prune + LOG_PRUNE_BLOCKS {
             self.last_log_prune = height;
-            let mut key = [0u8; 9];
-            key[..8].copy_from_slice(&self.chain.tip().view.to_be_bytes());
-            self.log = self.log.split_off(key.as_slice());
-            if let Err(e) = self.chain.store().delete_vote_log_below(&key) {
-                warn!("cannot prune the consensus log: {e}");
-            }
+            let tip = self.chain.tip();
+            let view = if tip.ends_epoch { 0 } else { tip.view };
+            self.prune_log(tip.next_epoch(), view);
         }
         if self.admitted_at.len() >= ADMITTED_MAX {
             self.admitted_at.clear();
         }
         self.effects.push_back(Effect::Finalized { blocks: infos, synced, latencies_ms });
+    }
+
+    /// Drops the consensus log below `view` of `epoch`, here and on disk.
+    fn prune_log(&mut self, epoch: u64, view: u64) {
+        let key = log_position_key(epoch, view);
+        self.log = self.log.split_off(key.as_slice());
+        if let Err(e) = self.chain.store().delete_vote_log_below(&key) {
+            warn!("cannot prune the consensus log: {e}");
+        }
     }
 
     fn request_sync(&mut self, lag_min: u64) {
@@ -716,9 +797,10 @@ mod tests {
         let alliance = Hash::digest(b"driver-log alliance");
         let block = Hash::digest(b"block");
         let vote = |target: VoteTarget| target.sign(&alliance, &key);
-        let notarize = vote(VoteTarget::notarize(4, block));
-        let finalize = vote(VoteTarget::finalize(4, block));
-        let older = vote(VoteTarget::nullify(3));
+        let notarize = vote(VoteTarget::notarize(2, 4, block));
+        let finalize = vote(VoteTarget::finalize(2, 4, block));
+        let older = vote(VoteTarget::nullify(2, 3));
+        let earlier_epoch = vote(VoteTarget::nullify(1, 9));
         let cert = Certificate::from_votes(notarize.target, [notarize]);
         let proposal =
             Proposal { view: 4, parent_view: 3, parent: alliance, height: 1, block, payload: b"p".to_vec(), signature: notarize.signature };
@@ -727,20 +809,24 @@ mod tests {
         log.insert(vote_log_key(&finalize).to_vec(), finalize.to_bytes());
         log.insert(vote_log_key(&older).to_vec(), older.to_bytes());
         log.insert(certificate_log_key(&cert).to_vec(), cert.to_bytes());
-        log.insert(proposal_log_key(&proposal).to_vec(), proposal.to_bytes());
-        // One range delete below `view ‖ 0` prunes every kind of entry of the views before.
-        let boundary = [4u64.to_be_bytes().as_slice(), &[0]].concat();
-        let below: Vec<&Vec<u8>> = log.keys().filter(|k| **k < boundary).collect();
-        assert_eq!(below, vec![&vote_log_key(&older).to_vec()]);
+        log.insert(proposal_log_key(2, &proposal).to_vec(), proposal.to_bytes());
+        log.insert(vote_log_key(&earlier_epoch).to_vec(), earlier_epoch.to_bytes());
+        // One range delete below `epoch ‖ view` prunes every kind of entry of the views and
+        // epochs before.
+        let boundary = log_position_key(2, 4);
+        let below: Vec<&Vec<u8>> = log.keys().filter(|k| k.as_slice() < boundary.as_slice()).collect();
+        assert_eq!(below, vec![&vote_log_key(&earlier_epoch).to_vec(), &vote_log_key(&older).to_vec()]);
 
-        let restart = read_consensus_log(&log).expect("a well-formed log");
+        // Only the epoch asked for is read back.
+        let restart = read_consensus_log(&log, 2).expect("a well-formed log");
         assert_eq!(restart.votes, vec![older, notarize, finalize]);
         assert_eq!(restart.proposals, vec![proposal.clone()]);
         assert_eq!(restart.certificates, vec![cert]);
 
         // A damaged entry is a clear error naming the log it came from, not a panic.
-        log.insert(proposal_log_key(&proposal).to_vec(), vec![1, 2, 3]);
-        let error = read_consensus_log(&log).expect_err("damaged");
+        assert_eq!(read_consensus_log(&log, 1).expect("well-formed").votes, vec![earlier_epoch]);
+        log.insert(proposal_log_key(2, &proposal).to_vec(), vec![1, 2, 3]);
+        let error = read_consensus_log(&log, 2).expect_err("damaged");
         assert!(error.starts_with("proposal log:"), "{error}");
     }
 }

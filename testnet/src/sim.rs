@@ -23,6 +23,14 @@
 //! - liveness: once faults stop every honest validator finalizes a new block within
 //!   [`LIVENESS_VIEWS_MAX`] views.
 //!
+//! - the auditor: every honest node's chain passes the full verification of `plaza verify`
+//!   (`audit::verify_chain`: every certificate by the set of its epoch, followed from genesis).
+//!
+//! With [`SimOptions::epochs`], the alliance has seven members of which four validate; the
+//! members vote the other three in and, after a period close made it effective, out again
+//! (n = 4 → 7 → 4), with the Byzantine count held to f of the set in force; the clock jumps
+//! a day twice so that periods close.
+//!
 //! A failing run prints its seed; [`run`] with that seed replays it exactly.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -35,9 +43,13 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use plaza_consensus::{Config, InjectedBugs, Message, PAYLOAD_BYTES_MAX};
 use plaza_ledger::block::{Block, BLOCK_BYTES_MAX};
+use plaza_ledger::audit::{verify_chain, BlockEntry, Start, VerifyOptions};
 use plaza_ledger::cert::{Vote, VoteKind, VoteTarget};
 use plaza_ledger::codec::{Decode, Encode};
-use plaza_ledger::record::Record;
+use plaza_ledger::contract::Statement;
+use plaza_ledger::genesis::Genesis;
+use plaza_ledger::policy::{DAY_MS, HOUR_MS};
+use plaza_ledger::record::{Action, Payload, Record, RecordBody};
 use plaza_ledger::store::{ChainStore, MemStore};
 use plaza_ledger::{Hash, Keypair, PublicKey};
 use plaza_node::mempool::Mempool;
@@ -74,7 +86,29 @@ pub struct SimOptions {
     pub bugs: InjectedBugs,
     /// Deliberate replica bugs in every node (needs node's `inject-bugs` feature).
     pub replica_bugs: ReplicaBugs,
+    /// Validator-set changes by member vote in the run: 4 → 7 → 4 (`validator_counts` is
+    /// not used).
+    pub epochs: bool,
 }
+
+impl SimOptions {
+    /// The validator-change scenario: long enough for two votes and two period closes.
+    pub fn epochs() -> SimOptions {
+        SimOptions { fault_duration_ms: EPOCH_FAULTS_MS, calm_duration_ms: 4_000, epochs: true, ..SimOptions::default() }
+    }
+}
+
+/// Epoch runs: members, validators at genesis, how long faults last. The votes follow each
+/// other: the additions are offered from the start; once they are final somewhere every clock
+/// jumps a day (a period closes: epoch 1, seven validators); once epoch 1 has begun
+/// somewhere the removals are offered, and once they are final the clocks jump again
+/// (epoch 2, the four of genesis).
+const EPOCH_MEMBERS: usize = 7;
+const EPOCH_VALIDATORS: usize = 4;
+const EPOCH_FAULTS_MS: u64 = 4_200;
+const GOVERNANCE_START_MS: u64 = 50;
+/// How often the governance records not yet final are offered again.
+const GOVERNANCE_INTERVAL_MS: u64 = 150;
 
 impl Default for SimOptions {
     fn default() -> Self {
@@ -86,6 +120,7 @@ impl Default for SimOptions {
             network_faults: true,
             bugs: InjectedBugs::default(),
             replica_bugs: ReplicaBugs::default(),
+            epochs: false,
         }
     }
 }
@@ -120,7 +155,11 @@ const BYZANTINE_KINDS: [Byzantine; 6] = [
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub seed: u64,
+    /// Validators at genesis.
     pub validators: usize,
+    /// Members (merchants running a node); more than `validators` in an epoch run.
+    pub members: usize,
+    pub epochs: bool,
     pub byzantine: Vec<(usize, Byzantine)>,
     pub loss: f64,
     pub duplication: f64,
@@ -133,15 +172,28 @@ pub struct Scenario {
 impl Scenario {
     pub fn from_seed(seed: u64, options: &SimOptions) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce1_a210);
-        let validators = options.validator_counts[rng.random_range(0..options.validator_counts.len())];
-        let f = (validators - 1) / 3;
+        let (validators, members) = if options.epochs {
+            (EPOCH_VALIDATORS, EPOCH_MEMBERS)
+        } else {
+            let n = options.validator_counts[rng.random_range(0..options.validator_counts.len())];
+            (n, n)
+        };
         let mut byzantine = Vec::new();
         if options.byzantine {
-            let count = rng.random_range(0..=f);
-            let mut indices: Vec<usize> = (0..validators).collect();
-            for _ in 0..count {
-                let index = indices.remove(rng.random_range(0..indices.len()));
-                byzantine.push((index, BYZANTINE_KINDS[rng.random_range(0..BYZANTINE_KINDS.len())]));
+            // At most f of every set in force: f of the genesis set among its validators, and
+            // in an epoch run one more among the three voted in (f = 2 of seven), who leave
+            // again with it.
+            let mut groups = vec![(0..validators).collect::<Vec<usize>>()];
+            if members > validators {
+                groups.push((validators..members).collect());
+            }
+            for (g, mut indices) in groups.into_iter().enumerate() {
+                let f = if g == 0 { (validators - 1) / 3 } else { (members - 1) / 3 - (validators - 1) / 3 };
+                let count = rng.random_range(0..=f);
+                for _ in 0..count {
+                    let index = indices.remove(rng.random_range(0..indices.len()));
+                    byzantine.push((index, BYZANTINE_KINDS[rng.random_range(0..BYZANTINE_KINDS.len())]));
+                }
             }
             byzantine.sort_by_key(|(i, _)| *i);
         }
@@ -149,6 +201,8 @@ impl Scenario {
         Scenario {
             seed,
             validators,
+            members,
+            epochs: options.epochs,
             byzantine,
             loss: if faults { rng.random_range(0.0..0.2) } else { 0.0 },
             duplication: if faults { rng.random_range(0.0..0.1) } else { 0.0 },
@@ -164,9 +218,10 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {} n={} byzantine={:?} loss={:.2} dup={:.2} delay={:?}ms partitions={} crashes={} skew≤{}ms",
+            "seed {} n={}{} byzantine={:?} loss={:.2} dup={:.2} delay={:?}ms partitions={} crashes={} skew≤{}ms",
             self.seed,
             self.validators,
+            if self.epochs { format!("→{}→{} (epochs)", self.members, self.validators) } else { String::new() },
             self.byzantine,
             self.loss,
             self.duplication,
@@ -192,6 +247,11 @@ pub struct RunReport {
     pub common_state_root: Hash,
     pub views_max: u64,
     pub messages: u64,
+    /// The lowest epoch an honest node's chain reached (2 when both votes took effect
+    /// everywhere in an epoch run).
+    pub epoch_min: u64,
+    /// Finalization certificates signed by a validator voted in (epoch runs).
+    pub certificates_with_new_validators: u64,
     /// Empty when every check passed.
     pub violations: Vec<String>,
 }
@@ -325,6 +385,8 @@ struct Node {
     skew_ms: i64,
     /// Clock rate error in parts per million.
     drift_ppm: i64,
+    /// The wall clock at local time 0 (moved by the day jumps of an epoch run).
+    wall_start_ms: u64,
     /// The wake-up scheduled (global ms) and its generation.
     wake: Option<(u64, u64)>,
     wake_generation: u64,
@@ -346,7 +408,7 @@ impl Node {
     }
     fn now(&self, global_ms: u64) -> Now {
         let ms = self.local_ms(global_ms);
-        Now { ms, wall_ms: WALL_START_MS + ms }
+        Now { ms, wall_ms: self.wall_start_ms + ms }
     }
 }
 
@@ -365,12 +427,34 @@ enum Event {
     SyncRequest { to: usize, from: usize, request: SyncRequest },
     SyncResponse { to: usize, response: Rc<SyncResponse> },
     SyncFailed { to: usize },
+    /// Offer the governance records of an epoch run that are not final yet (and move the
+    /// clocks when a vote is through).
+    Governance,
+}
+
+/// One governance record of an epoch run, signed when first offered (at that node's clock).
+struct GovernanceRecord {
+    signer: usize,
+    /// A proposal, or a vote on the proposal of entry `usize`.
+    what: GovernanceKind,
+    /// 0: the additions, 1: the removals.
+    phase: u8,
+    record: Option<Record>,
+}
+
+enum GovernanceKind {
+    AddValidator(usize),
+    RemoveValidator(usize),
+    Approve(usize),
 }
 
 struct Cluster {
     scenario: Scenario,
     rng: ChaCha8Rng,
+    genesis: Genesis,
     alliance: Hash,
+    network_keys: Vec<Keypair>,
+    governance: Vec<GovernanceRecord>,
     keys: Vec<Keypair>,
     config: ReplicaConfig,
     nodes: Vec<Node>,
@@ -383,8 +467,8 @@ struct Cluster {
     /// Partition group per node; messages cross only within a group.
     groups: Vec<u8>,
     messages: u64,
-    /// Per honest key: every vote it sent, by (kind, view).
-    sent_votes: BTreeMap<(usize, VoteKind, u64), BTreeSet<VoteTarget>>,
+    /// Per honest key: every vote it sent, by (epoch, kind, view).
+    sent_votes: BTreeMap<(usize, u64, VoteKind, u64), BTreeSet<VoteTarget>>,
     /// Per node: height → (block id, view), as finalized.
     finalized: Vec<BTreeMap<u64, (Hash, u64)>>,
     /// Records acknowledged final by an honest node: id → (height, node).
@@ -393,17 +477,23 @@ struct Cluster {
     outsiders: BTreeSet<Hash>,
     /// At the end of faults: the highest honest view and height.
     calm_start: Option<(u64, u64)>,
+    certificates_with_new_validators: u64,
+    /// Day jumps of the clocks so far (epoch runs).
+    jumps: u8,
     violations: Vec<String>,
 }
 
 impl Cluster {
     fn new(scenario: Scenario, options: &SimOptions) -> Cluster {
         let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
-        let n = scenario.validators;
+        let n = scenario.members;
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(format!("sim-{}-v{i}", scenario.seed).as_bytes())).collect();
         let network_keys: Vec<Keypair> =
             (0..n).map(|i| Keypair::from_seed(format!("sim-{}-net{i}", scenario.seed).as_bytes())).collect();
-        let genesis = workload::genesis(&keys, &network_keys);
+        let genesis = workload::genesis(&keys, &network_keys, scenario.validators);
+        // An epoch run starts an hour into the genesis day, far from a period close: only
+        // the day jumps close periods.
+        let wall_start_ms = if scenario.epochs { GENESIS_MS + HOUR_MS } else { WALL_START_MS };
         let alliance = genesis.alliance_id();
         let config = ReplicaConfig {
             consensus: Config {
@@ -440,6 +530,7 @@ impl Cluster {
                     held: VecDeque::new(),
                     skew_ms,
                     drift_ppm,
+                    wall_start_ms,
                     wake: None,
                     wake_generation: 0,
                 });
@@ -447,10 +538,14 @@ impl Cluster {
         }
         let node_count = nodes.len();
         let workload = Workload::new(scenario.seed, alliance, &keys);
+        let governance = if scenario.epochs { Cluster::governance_script(scenario.validators, scenario.members) } else { Vec::new() };
         let mut cluster = Cluster {
             scenario,
             rng,
+            genesis,
             alliance,
+            network_keys,
+            governance,
             keys,
             config,
             nodes,
@@ -467,6 +562,8 @@ impl Cluster {
             acknowledged: BTreeMap::new(),
             outsiders: BTreeSet::new(),
             calm_start: None,
+            certificates_with_new_validators: 0,
+            jumps: 0,
             violations: Vec::new(),
         };
         for node in 0..node_count {
@@ -474,7 +571,118 @@ impl Cluster {
         }
         cluster.schedule_faults(options);
         cluster.schedule_workload(options);
+        if cluster.scenario.epochs {
+            cluster.schedule(GOVERNANCE_START_MS, Event::Governance);
+        }
         cluster
+    }
+
+    /// The epoch run's votes: member 0 proposes to add each member beyond the genesis
+    /// validators, and later to remove each again; members 1…4 approve (with the proposer,
+    /// five of seven: more than 2/3).
+    fn governance_script(validators: usize, members: usize) -> Vec<GovernanceRecord> {
+        let mut script = Vec::new();
+        for phase in [0, 1] {
+            for joining in validators..members {
+                let proposal = script.len();
+                let what = if phase == 0 { GovernanceKind::AddValidator(joining) } else { GovernanceKind::RemoveValidator(joining) };
+                script.push(GovernanceRecord { signer: 0, what, phase, record: None });
+                for voter in 1..=4 {
+                    script.push(GovernanceRecord { signer: voter, what: GovernanceKind::Approve(proposal), phase, record: None });
+                }
+            }
+        }
+        script
+    }
+
+    /// The governance records to offer now (0 additions, 1 removals, 2 none: waiting for
+    /// epoch 1, or done), moving the clocks when a
+    /// phase's records are all final at some honest node.
+    fn governance_phase(&mut self) -> u8 {
+        let honest = self.honest_nodes();
+        let final_somewhere = |cluster: &Cluster, phase: u8| {
+            honest.iter().any(|i| {
+                let store = &cluster.nodes[*i].store;
+                cluster.governance.iter().filter(|g| g.phase == phase).all(|g| {
+                    g.record.as_ref().is_some_and(|r| matches!(store.record_location(&r.id()), Ok(Some(_))))
+                })
+            })
+        };
+        let epoch_max = honest
+            .iter()
+            .filter_map(|i| {
+                let store = &self.nodes[*i].store;
+                store.block(store.tip_height().ok()?).ok().flatten().map(|b| b.block.header.child_epoch())
+            })
+            .max()
+            .unwrap_or(0);
+        match self.jumps {
+            0 if final_somewhere(self, 0) => self.jump(),
+            1 if epoch_max >= 1 && final_somewhere(self, 1) => self.jump(),
+            _ => {}
+        }
+        match self.jumps {
+            0 => 0,
+            1 if epoch_max >= 1 => 1,
+            1 => 2,
+            _ => 2,
+        }
+    }
+
+    /// Every node's wall clock jumps a day forward (as the testnet clock can be moved): the
+    /// next block closes a period and the changes voted in take effect.
+    fn jump(&mut self) {
+        self.trace.update(&[17]);
+        self.jumps += 1;
+        for node in &mut self.nodes {
+            node.wall_start_ms += DAY_MS;
+        }
+    }
+
+    /// Offers every governance record in its window that is not final yet to a random
+    /// honest node that is up; a vote only once its proposal is final there (a vote on a
+    /// proposal the contract does not know yet is refused for good).
+    fn offer_governance(&mut self) {
+        let honest: Vec<usize> = self.honest_nodes().into_iter().filter(|i| self.nodes[*i].replica.is_some()).collect();
+        if honest.is_empty() {
+            return;
+        }
+        let phase = self.governance_phase();
+        let node = honest[self.rng.random_range(0..honest.len())];
+        let now = self.nodes[node].now(self.now_ms);
+        let store = self.nodes[node].store.clone();
+        let is_final = |r: &Record| matches!(store.record_location(&r.id()), Ok(Some(_)));
+        let mut offer = Vec::new();
+        for i in 0..self.governance.len() {
+            let entry = &self.governance[i];
+            if entry.phase != phase || entry.record.as_ref().is_some_and(is_final) {
+                continue;
+            }
+            let payload = match entry.what {
+                GovernanceKind::AddValidator(m) => Payload::Propose {
+                    action: Action::AddValidator { merchant: self.keys[m].public(), network_key: self.network_keys[m].public() },
+                },
+                GovernanceKind::RemoveValidator(m) => Payload::Propose { action: Action::RemoveValidator { merchant: self.keys[m].public() } },
+                GovernanceKind::Approve(p) => match &self.governance[p].record {
+                    Some(proposal) if is_final(proposal) => Payload::Vote { proposal: proposal.id(), approve: true },
+                    _ => continue,
+                },
+            };
+            let signer = entry.signer;
+            let record = self.governance[i].record.get_or_insert_with(|| {
+                let body = RecordBody { alliance: self.alliance, signer: self.keys[signer].public(), created_at_ms: now.wall_ms, payload };
+                Record::sign(body, &self.keys[signer])
+            });
+            offer.push(record.clone());
+        }
+        for r in &offer {
+            self.trace.update(r.id().as_bytes());
+        }
+        if !offer.is_empty() {
+            self.with_replica(node, |r, now| {
+                r.handle_submit(now, offer);
+            });
+        }
     }
 
     fn schedule(&mut self, at_ms: u64, event: Event) {
@@ -607,6 +815,11 @@ impl Cluster {
             Event::SyncFailed { to } => {
                 self.trace.update(&[10, to as u8]);
                 self.with_replica(to, |r, _| r.sync_failed());
+            }
+            Event::Governance => {
+                self.trace.update(&[16]);
+                self.offer_governance();
+                self.schedule(self.now_ms + GOVERNANCE_INTERVAL_MS, Event::Governance);
             }
             Event::FaultsEnd => {
                 self.trace.update(&[6]);
@@ -824,14 +1037,16 @@ impl Cluster {
                     let mut bad = proposal.clone();
                     bad.payload = block.to_bytes();
                     bad.block = block.id();
-                    bad.signature = VoteTarget::notarize(bad.view, bad.block).sign(&self.alliance, &self.keys[key]).signature;
+                    let epoch = self.nodes[node].replica.as_ref().and_then(|r| r.consensus()).map_or(0, |c| c.epoch());
+                    bad.signature = VoteTarget::notarize(epoch, bad.view, bad.block).sign(&self.alliance, &self.keys[key]).signature;
                     self.send_all(node, &others, Message::Proposal(bad).to_bytes());
                     return;
                 }
             }
             (Message::Vote(vote), Role::Byzantine(Byzantine::UnknownBlockVoter)) if vote.target.kind != VoteKind::Nullify => {
                 let unknown = Hash::digest(&self.rng.random::<u64>().to_be_bytes());
-                for target in [VoteTarget::notarize(vote.target.view, unknown), VoteTarget::finalize(vote.target.view, unknown)] {
+                let (epoch, view) = (vote.target.epoch, vote.target.view);
+                for target in [VoteTarget::notarize(epoch, view, unknown), VoteTarget::finalize(epoch, view, unknown)] {
                     let bytes = Message::Vote(target.sign(&self.alliance, &self.keys[key])).to_bytes();
                     self.send_all(node, &others, bytes);
                 }
@@ -852,10 +1067,11 @@ impl Cluster {
             .chain_mut()
             .build(proposal.view, proposal.parent, proposal.height, block.header.time_ms + 1, proposer, block.records)
             .ok()?;
+        let epoch = replica.consensus().map_or(0, |c| c.epoch());
         let mut other = proposal.clone();
         other.block = id;
         other.payload = payload;
-        other.signature = VoteTarget::notarize(other.view, other.block).sign(&self.alliance, &self.keys[key]).signature;
+        other.signature = VoteTarget::notarize(epoch, other.view, other.block).sign(&self.alliance, &self.keys[key]).signature;
         Some(other)
     }
 
@@ -940,16 +1156,22 @@ impl Cluster {
         let vote = match message {
             Message::Vote(vote) if vote.signer == me => *vote,
             // Our own proposal (not one we hand over on request) carries our notarize vote.
-            Message::Proposal(p) if self.nodes[node].replica.as_ref().and_then(|r| r.consensus()).is_some_and(|c| c.leader(p.view) == me) => {
-                Vote { target: VoteTarget::notarize(p.view, p.block), signer: me, signature: p.signature }
-            }
+            Message::Proposal(p) => match self.nodes[node].replica.as_ref().and_then(|r| r.consensus()) {
+                Some(c) if c.leader(p.view) == me => Vote { target: VoteTarget::notarize(c.epoch(), p.view, p.block), signer: me, signature: p.signature },
+                _ => return,
+            },
             _ => return,
         };
         let target = vote.target;
-        let entry = self.sent_votes.entry((key, target.kind, target.view)).or_default();
+        let entry = self.sent_votes.entry((key, target.epoch, target.kind, target.view)).or_default();
         entry.insert(target);
         if entry.len() > 1 {
-            self.violations.push(format!("honest validator {key} sent two {} votes in view {}", target.kind.name(), target.view));
+            self.violations.push(format!(
+                "honest validator {key} sent two {} votes in view {} of epoch {}",
+                target.kind.name(),
+                target.view,
+                target.epoch
+            ));
         }
         let other = match target.kind {
             VoteKind::Nullify => Some(VoteKind::Finalize),
@@ -957,7 +1179,7 @@ impl Cluster {
             VoteKind::Notarize => None,
         };
         if let Some(other) = other
-            && self.sent_votes.contains_key(&(key, other, target.view))
+            && self.sent_votes.contains_key(&(key, target.epoch, other, target.view))
         {
             self.violations.push(format!("honest validator {key} sent both nullify and finalize in view {}", target.view));
         }
@@ -1070,6 +1292,39 @@ impl Cluster {
                 }
             }
         }
+        // The auditor: every honest chain passes `plaza verify` (certificates by the set of
+        // each block's epoch, followed from genesis; the next set on every epoch-ending block).
+        for &node in &honest {
+            let store = self.nodes[node].store.clone();
+            let tip = store.tip_height().unwrap_or(0);
+            let mut statements: BTreeMap<u64, Vec<u8>> = store.statements().into_iter().collect();
+            let mut period = 0;
+            let entries: Vec<Result<plaza_ledger::audit::verify::Source, plaza_ledger::audit::Failure>> = (1..=tip)
+                .filter_map(|h| store.block(h).ok().flatten())
+                .map(|block| {
+                    let receipts = store.block_receipts(&block).unwrap_or_default();
+                    let statement = if block.block.header.statement_hash.is_some() {
+                        period += 1;
+                        statements.remove(&(period - 1)).and_then(|b| Statement::from_bytes(&b, 1 << 30).ok())
+                    } else {
+                        None
+                    };
+                    Ok(BlockEntry { block, receipts, statement }.into())
+                })
+                .collect();
+            let options = VerifyOptions { threads: 1, ..VerifyOptions::default() };
+            let report = verify_chain(&self.genesis, Start::Genesis, entries, &options, &mut |_| {});
+            if let Some(failure) = report.failure {
+                self.violations.push(format!("AUDIT: node {node}'s chain fails verification: {failure}"));
+            }
+            if self.scenario.epochs {
+                let new: BTreeSet<_> = (self.scenario.validators..self.scenario.members).map(|i| self.keys[i].public()).collect();
+                self.certificates_with_new_validators += (1..=tip)
+                    .filter_map(|h| store.block(h).ok().flatten())
+                    .filter(|b| b.certificate.signers().any(|k| new.contains(k)))
+                    .count() as u64;
+            }
+        }
         // Liveness: after faults stop, every honest validator finalizes a block beyond the
         // highest height any of them had, within LIVENESS_VIEWS_MAX views.
         let Some((view_start, height_start)) = self.calm_start else { return };
@@ -1108,7 +1363,18 @@ impl Cluster {
             }
             None => (0, 0, Hash::ZERO),
         };
+        let epoch_min = honest
+            .iter()
+            .map(|i| {
+                let store = &self.nodes[*i].store;
+                let tip = store.tip_height().unwrap_or(0);
+                store.block(tip).ok().flatten().map_or(0, |b| b.block.header.child_epoch())
+            })
+            .min()
+            .unwrap_or(0);
         RunReport {
+            epoch_min,
+            certificates_with_new_validators: self.certificates_with_new_validators,
             scenario: self.scenario.clone(),
             trace_hash: Hash(*self.trace.finalize().as_bytes()),
             finalized_height_min: height_min,

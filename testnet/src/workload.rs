@@ -21,9 +21,10 @@ use rand_chacha::ChaCha8Rng;
 /// Genesis time of every simulated alliance: 2026-11-23 00:00 at UTC+8.
 pub const GENESIS_MS: u64 = 1_795_363_200_000;
 
-/// The alliance: every validator is a merchant (its vote key is its merchant key), each in a
-/// category of its own so cards and referrals cross categories.
-pub fn genesis(keys: &[Keypair], network_keys: &[Keypair]) -> Genesis {
+/// The alliance: every member is a merchant (its vote key is its merchant key), each in a
+/// category of its own so cards and referrals cross categories; the first `validators` of
+/// `keys` validate from genesis (the others are members who may be voted in).
+pub fn genesis(keys: &[Keypair], network_keys: &[Keypair], validators: usize) -> Genesis {
     let mut members: Vec<MerchantProfile> = keys
         .iter()
         .zip(network_keys)
@@ -40,7 +41,7 @@ pub fn genesis(keys: &[Keypair], network_keys: &[Keypair]) -> Genesis {
         .collect();
     members.sort_by(|a, b| a.key.cmp(&b.key));
     let validators = ValidatorSet::new(
-        keys.iter().zip(network_keys).map(|(k, net)| Validator { key: k.public(), network_key: net.public() }).collect(),
+        keys.iter().zip(network_keys).take(validators).map(|(k, net)| Validator { key: k.public(), network_key: net.public() }).collect(),
     )
     .expect("distinct simulated keys");
     let mut categories: Vec<Named> = (0..keys.len()).map(|i| Named { code: format!("c{i:02}"), name: format!("c{i:02}") }).collect();

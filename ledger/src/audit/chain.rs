@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::audit::BlockEntry;
-use crate::block::{Block, BlockHeader, FinalizedBlock};
+use crate::block::{Block, BlockHeader, EpochEnd, FinalizedBlock};
 use crate::cert::{Certificate, Validator, ValidatorSet, VoteTarget};
 use crate::contract::{InvalidBlock, State};
 use crate::genesis::{Genesis, Named};
@@ -43,6 +43,8 @@ pub struct ChainBuilder {
     height: u64,
     /// The view of the last block built (views skipped by [`ChainBuilder::skip_views`] stay empty).
     view: u64,
+    /// The epoch of the next block (views start again after an epoch-ending block).
+    epoch: u64,
     time_ms: u64,
     next_order: u64,
 }
@@ -88,7 +90,7 @@ impl ChainBuilder {
         };
         let alliance = genesis.alliance_id();
         let state = State::from_genesis(&genesis);
-        ChainBuilder { genesis, alliance, keys, members: order, state, parent: alliance, height: 0, view: 0, time_ms: GENESIS_TIME_MS, next_order: 0 }
+        ChainBuilder { genesis, alliance, keys, members: order, state, parent: alliance, height: 0, view: 0, epoch: 0, time_ms: GENESIS_TIME_MS, next_order: 0 }
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -175,8 +177,11 @@ impl ChainBuilder {
         self.height += 1;
         self.view += 1;
         let view = self.view;
+        let epoch = self.epoch;
+        let next_validator_set_hash = crate::execute::next_validator_set_hash(set.hash(), &self.state);
         let header = BlockHeader {
             height: self.height,
+            epoch,
             view,
             parent: self.parent,
             time_ms: self.time_ms,
@@ -186,12 +191,19 @@ impl ChainBuilder {
             state_root: outcome.state_root,
             validator_set_hash: set.hash(),
             statement_hash: outcome.statement.as_ref().map(|s| s.hash()),
+            next_validator_set_hash,
         };
         let block = Block { header, records };
-        let certificate = self.certify(&set, VoteTarget::finalize(view, block.id()));
+        let certificate = self.certify(&set, VoteTarget::finalize(epoch, view, block.id()));
         self.parent = block.id();
         self.time_ms += 1;
-        Ok(BlockEntry { block: FinalizedBlock { block, certificate }, receipts: outcome.receipts, statement: outcome.statement })
+        let epoch_end = next_validator_set_hash.map(|_| {
+            // The next block is the first of the next epoch, whose views start again.
+            self.epoch += 1;
+            self.view = 0;
+            EpochEnd { next_validators: self.state.validator_set().clone(), suffix: Vec::new() }
+        });
+        Ok(BlockEntry { block: FinalizedBlock { block, certificate, epoch_end }, receipts: outcome.receipts, statement: outcome.statement })
     }
 
     /// A certificate on `target` signed by every validator of `set` whose key this builder holds.
@@ -213,10 +225,29 @@ impl ChainBuilder {
 
 /// Makes every block of `blocks` final through the last one, as consensus does when the last
 /// block's finalize certificate arrives before the others': each carries the last block's
-/// certificate.
+/// certificate. (The blocks must be of one epoch.)
 pub fn finalize_through(blocks: &mut [BlockEntry]) {
     if let Some(last) = blocks.last() {
         let certificate = last.block.certificate.clone();
+        for entry in blocks.iter_mut() {
+            entry.block.certificate = certificate.clone();
+        }
+    }
+}
+
+impl ChainBuilder {
+    /// Makes `blocks` (the last of which ends its epoch) final through suffix blocks at
+    /// `views` above the last one, as consensus does when the epoch-ending block is not
+    /// finalized in its own view (docs/CONSENSUS.md, "Epochs"): the last block carries the
+    /// views, and every block the last suffix block's certificate, signed by the old set.
+    pub fn finalize_through_suffix(&self, blocks: &mut [BlockEntry], views: &[u64], set: &ValidatorSet) {
+        let Some(last) = blocks.last_mut() else { return };
+        let header = last.block.block.header.clone();
+        let end = last.block.epoch_end.as_mut().expect("the last block ends its epoch");
+        end.suffix = views.to_vec();
+        let target = crate::cert::suffix_target(&self.alliance, header.epoch, header.id(), header.height, views);
+        let view = views.last().copied().unwrap_or(header.view);
+        let certificate = self.certify(set, VoteTarget::finalize(header.epoch, view, target));
         for entry in blocks.iter_mut() {
             entry.block.certificate = certificate.clone();
         }

@@ -1,10 +1,10 @@
 //! The export file (docs/FORMAT.md, "Proofs and exports").
 //!
 //! ```text
-//! Export = "PLAZA-EXPORT" ‖ version: u16 (= 1) ‖ Frame* ‖ End frame
+//! Export = "PLAZA-EXPORT" ‖ version: u16 (= 2) ‖ Frame* ‖ End frame
 //! Frame  = kind: u8 ‖ length: u32 ‖ payload (length bytes)
 //!   1 Genesis     Genesis                                   first, exactly once
-//!   2 Checkpoint  BlockHeader ‖ Certificate ‖ ValidatorSet ‖ bytes (state snapshot)
+//!   2 Checkpoint  BlockHeader ‖ Certificate ‖ seq<u64> (suffix views) ‖ ValidatorSet ‖ bytes (state snapshot)
 //!                                                           optional, right after genesis
 //!   3 Block       BlockEntry = FinalizedBlock ‖ seq<Receipt> ‖ option<Statement>
 //!   4 End         blocks: u64 ‖ checksum: Hash              last; nothing may follow
@@ -28,7 +28,9 @@ use crate::hash::Hash;
 use crate::receipt::Receipt;
 
 pub const MAGIC: &[u8; 12] = b"PLAZA-EXPORT";
-pub const VERSION: u16 = 1;
+/// 2: headers carry the epoch and the next validator set's hash, votes the epoch, and an
+/// epoch-ending block its next set and suffix views (1: before epochs). Older versions are not read.
+pub const VERSION: u16 = 2;
 pub const CHECKSUM_DOMAIN: &[u8] = b"plaza/export/v1\0";
 /// A block frame: a full block (16 MiB), its receipts and its statement.
 pub const FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;
@@ -60,6 +62,7 @@ impl Encode for Checkpoint {
     fn encode(&self, w: &mut Writer) {
         self.header.encode(w);
         self.certificate.encode(w);
+        w.seq(&self.suffix);
         self.validators.encode(w);
         w.bytes(&self.state.to_bytes());
     }
@@ -68,10 +71,11 @@ impl Decode for Checkpoint {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let header = BlockHeader::decode(r)?;
         let certificate = Certificate::decode(r)?;
+        let suffix: Vec<u64> = r.seq("suffix views", crate::cert::SUFFIX_VIEWS_MAX)?;
         let validators = ValidatorSet::decode(r)?;
         let snapshot = r.bytes("state snapshot", CHECKPOINT_BYTES_MAX)?;
         let state = State::decode_snapshot(snapshot)?;
-        Ok(Checkpoint { header, certificate, validators, state })
+        Ok(Checkpoint { header, certificate, suffix, validators, state })
     }
 }
 

@@ -19,9 +19,11 @@
 //!   blocks executed through the contract, certificates signed by the validators).
 //!
 //! Which validator set certifies block h: the set in force after executing blocks 1..h−1
-//! (`State::validator_set` before block h; the genesis set for h = 1). The header's
-//! `validator_set_hash` must name it. Governance changes voted in take effect when a block
-//! closes a period, so the first block they certify is the one after that block.
+//! (`State::validator_set` before block h; the genesis set for h = 1), which is the set of the
+//! block's epoch. The header's `validator_set_hash` must name it. Governance changes voted in
+//! take effect when a block closes a period; that block ends its epoch, names the next set in
+//! `next_validator_set_hash` (and carries it in full beside its certificate), and the first
+//! block the new set certifies is the one after it, in the next epoch.
 
 pub mod chain;
 pub mod export;
@@ -72,6 +74,8 @@ pub enum Check {
     ParentLink,
     /// The header's validator-set hash must name the set in force (from genesis and governance).
     ValidatorSet,
+    /// The header's epoch must be its parent's, plus one after an epoch-ending block.
+    Epoch,
     /// A record's stateless rules (alliance, fields).
     Record,
     RecordSignature,
@@ -102,6 +106,7 @@ impl Check {
             Check::Height => "height",
             Check::ParentLink => "parent-link",
             Check::ValidatorSet => "validator-set",
+            Check::Epoch => "epoch",
             Check::Record => "record",
             Check::RecordSignature => "record-signature",
             Check::RecordsRoot => "records-root",

@@ -3,8 +3,8 @@
 //! tables — with the path of its leaf to the state root of a certified header.
 //!
 //! ```text
-//! StateProof = "PLAZA-STATE\0" ‖ version: u16 (= 1) ‖ u32 len ‖ Genesis ‖ Anchor ‖ ValidatorSet
-//!              ‖ BlockHeader ‖ seq<BlockHeader> (descendants) ‖ Certificate
+//! StateProof = "PLAZA-STATE\0" ‖ version: u16 (= 2) ‖ u32 len ‖ Genesis ‖ Anchor ‖ seq<EpochChange> ‖ ValidatorSet
+//!              ‖ BlockHeader ‖ seq<BlockHeader> (descendants) ‖ seq<u64> (suffix views) ‖ Certificate
 //!              ‖ table: u8 ‖ key: bytes ‖ value: bytes ‖ InclusionProof (leaf in the table root)
 //!              ‖ StateRoots (globals ‖ seen ‖ 16 table roots)
 //! ```
@@ -15,7 +15,6 @@
 
 use crate::audit::proof::{CertifiedHeader, Finality};
 use crate::audit::{Check, Failure};
-use crate::cert::ValidatorSet;
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::contract::{describe_state_item, State, StateItem, StateRoots, TABLES};
 use crate::hash::Hash;
@@ -25,9 +24,10 @@ use crate::record::{CardId, Party, PromoterId};
 use crate::store::ChainStore;
 
 pub const MAGIC: &[u8; 12] = b"PLAZA-STATE\0";
-pub const VERSION: u16 = 1;
-/// A state proof file: genesis (≤ 1 MiB), descendant headers, and one state entry.
-pub const PROOF_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// 2: the certified header of record proof version 4 (epoch changes); 1: before epochs.
+pub const VERSION: u16 = 2;
+/// A state proof file: genesis (≤ 1 MiB), descendant headers, epoch changes, one state entry.
+pub const PROOF_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// The bytes of one key or value a proof may carry.
 pub const ITEM_BYTES_MAX: usize = 1024 * 1024;
 
@@ -200,13 +200,12 @@ impl StateProof {
         let Some(item) = state.prove(table, key).map_err(|e| format!("the key is not a key of table {}: {e}", table_name(table)))? else {
             return Ok(None);
         };
-        StateProof::certify(store, item, state.validator_set()).map(Some)
+        StateProof::certify(store, item).map(Some)
     }
 
-    /// Completes the proof of `item` (from [`State::prove`]; `in_force` the state's validator
-    /// set) with the certified header whose state root its roots hash to, found among the
-    /// store's last blocks.
-    pub fn certify<S: ChainStore + ?Sized>(store: &S, item: StateItem, in_force: &ValidatorSet) -> Result<StateProof, String> {
+    /// Completes the proof of `item` (from [`State::prove`]) with the certified header whose
+    /// state root its roots hash to, found among the store's last blocks.
+    pub fn certify<S: ChainStore + ?Sized>(store: &S, item: StateItem) -> Result<StateProof, String> {
         // The block whose state root is this state's (the state may be a block ahead of the
         // store's tip or behind it while a block is written).
         let tip = store.tip_height().map_err(|e| e.to_string())?;
@@ -226,7 +225,7 @@ impl StateProof {
                 format!("no block among the last ones (tip {tip}) has this state's root {root}; try again")
             }
         })?;
-        Ok(StateProof { certified: CertifiedHeader::from_store(store, &block, Some(in_force))?, item })
+        Ok(StateProof { certified: CertifiedHeader::from_store(store, &block)?, item })
     }
 
     /// Checks the proof offline (`trusted`: checkpoint block ids the auditor trusts).
@@ -253,7 +252,7 @@ impl StateProof {
         if root != header.state_root {
             return fail(Check::StateRoot, "state roots", format!("roots hashing to the header's state root {}", header.state_root), format!("roots hashing to {root}"));
         }
-        let Finality { alliance, checkpoint, finalized_through } = self.certified.verify(trusted)?;
+        let Finality { alliance, checkpoint, finalized_through, .. } = self.certified.verify(trusted)?;
         Ok(ProvenState {
             alliance,
             height: h,

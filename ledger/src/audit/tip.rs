@@ -69,7 +69,7 @@ impl SignedTip {
             ));
         }
         let t = self.certificate.target;
-        if t.kind != VoteKind::Finalize || t.block != id || t.view != self.header.view {
+        if t.kind != VoteKind::Finalize || t.block != id || t.view != self.header.view || t.epoch != self.header.epoch {
             return Err(Failure::at(
                 Check::Tip,
                 h,

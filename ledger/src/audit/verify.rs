@@ -9,7 +9,11 @@
 //! signatures). A block finalized through a descendant carries that descendant's certificate:
 //! it is held, and its certificate is checked when the named block arrives (same id and view;
 //! heights are consecutive and parent links checked, so it is a descendant) against the set
-//! that certifies that block; an input that ends first fails.
+//! that certifies that block; an input that ends first fails. Epochs: every header's epoch
+//! must be its parent's (plus one after an epoch-ending block), every certificate must be of
+//! its block's epoch and signed by that epoch's set, and an epoch-ending block must be final
+//! within its epoch (its own certificate, or its suffix blocks'), naming the next set, which
+//! re-execution must give.
 //!
 //! The two stages overlap: while the calling thread re-executes one window of blocks, the
 //! other threads decode the next window and check its signatures, in tasks of a few hundred
@@ -80,6 +84,9 @@ pub enum Start {
 pub struct Checkpoint {
     pub header: BlockHeader,
     pub certificate: Certificate,
+    /// The views of the header's suffix blocks, when it ends an epoch and its certificate
+    /// is of the last of them (docs/CONSENSUS.md, "Epochs").
+    pub suffix: Vec<u64>,
     /// The set that certified `header`.
     pub validators: ValidatorSet,
     /// The state after `header`'s block.
@@ -121,6 +128,8 @@ pub struct Progress {
 /// A validator set and the first height it certified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Epoch {
+    /// The epoch number (header field `epoch`).
+    pub epoch: u64,
     pub from_height: u64,
     pub set_hash: Hash,
     pub validators: usize,
@@ -390,6 +399,8 @@ struct Verifier {
     state: State,
     /// The set that certifies the next block.
     set: ValidatorSet,
+    /// The epoch of the next block.
+    epoch: u64,
     /// Blocks final through a descendant's certificate whose descendant has not come yet, in
     /// height order (at most [`DESCENDANT_DISTANCE_MAX`] of them).
     held: Vec<Held>,
@@ -432,7 +443,7 @@ impl Verifier {
                 let set = genesis.validators.clone();
                 let mut report = empty(0, alliance);
                 report.state_root = state.state_root();
-                Ok(Verifier { alliance, state, set, held: Vec::new(), watch: Watch::default(), report })
+                Ok(Verifier { alliance, state, set, epoch: 0, held: Vec::new(), watch: Watch::default(), report })
             }
             Start::Checkpoint(c) => {
                 let id = c.header.id();
@@ -451,11 +462,19 @@ impl Verifier {
                 }
                 let target = c.certificate.target;
                 let mut held = Vec::new();
-                if target.kind == VoteKind::Finalize && target.block == id && target.view == c.header.view {
+                let end = crate::cert::suffix_target(&alliance, c.header.epoch, id, c.header.height, &c.suffix);
+                let end_view = c.suffix.last().copied().unwrap_or(c.header.view);
+                if !c.suffix.is_empty() && !c.header.ends_epoch() {
+                    return fail("suffix", "no suffix blocks (the block does not end its epoch)".into(), format!("{} suffix views", c.suffix.len()));
+                }
+                if target.epoch != c.header.epoch {
+                    return fail("certificate", format!("a certificate of epoch {}", c.header.epoch), format!("a certificate of epoch {}", target.epoch));
+                }
+                if target.kind == VoteKind::Finalize && target.block == end && target.view == end_view {
                     if let Err(e) = c.certificate.verify(&alliance, &c.validators) {
                         return fail("certificate", "a quorum of valid validator signatures".into(), e.to_string());
                     }
-                } else if target.kind == VoteKind::Finalize && target.block != id && target.view > c.header.view {
+                } else if target.kind == VoteKind::Finalize && target.block != id && target.view > c.header.view && !c.header.ends_epoch() {
                     // Final through a descendant, which must follow in the export.
                     let message = target.signing_bytes(&alliance);
                     let items: Vec<BatchItem<'_>> = c
@@ -474,10 +493,14 @@ impl Verifier {
                     );
                 }
                 let set = c.state.validator_set().clone();
+                if crate::execute::next_validator_set_hash(c.validators.hash(), &c.state) != c.header.next_validator_set_hash {
+                    return fail("next validator set", format!("{:?} (the checkpoint state's set)", c.state.validator_set().hash()), format!("{:?} (in the header)", c.header.next_validator_set_hash));
+                }
                 let mut report = report;
                 report.state_root = c.state.state_root();
                 let state = c.state;
-                Ok(Verifier { alliance, state, set, held, watch: Watch::default(), report })
+                let epoch = c.header.child_epoch();
+                Ok(Verifier { alliance, state, set, epoch, held, watch: Watch::default(), report })
             }
         }
     }
@@ -533,9 +556,20 @@ impl Verifier {
             ));
         }
         let id = block.id();
-        // Blocks held for a descendant's certificate: this one may be it, or show it is not
-        // coming (views grow along a chain).
-        self.resolve_held(h, header, id)?;
+        if header.epoch != self.epoch {
+            return Err(Failure::at(
+                Check::Epoch,
+                h,
+                "block header epoch",
+                format!("epoch {} (its parent's, plus one after an epoch-ending block)", self.epoch),
+                format!("epoch {}", header.epoch),
+            ));
+        }
+        let end = entry.block.suffix_end(&self.alliance);
+        let end_view = entry.block.suffix_end_view();
+        // Blocks held for a descendant's certificate: this one (or its suffix) may be it, or
+        // show it is not coming (views grow along a chain).
+        self.resolve_held(h, header, id, end, end_view)?;
         if header.validator_set_hash != self.set.hash() {
             return Err(Failure::at(
                 Check::ValidatorSet,
@@ -570,8 +604,18 @@ impl Verifier {
             ));
         }
         // The header's roots against re-execution, in the one shared check (crate::execute).
-        let outcome = execute_checked(&mut self.state, block).map_err(|e| {
+        let outcome = execute_checked(&mut self.state, block, self.epoch).map_err(|e| {
             let (check, item, expected, found) = match &e {
+                Mismatch::Epoch { header, expected } => (Check::Epoch, "block header epoch", expected.to_string(), header.to_string()),
+                Mismatch::NextValidatorSet { computed, header } => {
+                    let show = |s: &Option<Hash>| s.map(|h| h.to_string()).unwrap_or_else(|| "none (no set change)".into());
+                    (
+                        Check::ValidatorSet,
+                        "block header next-validator-set hash",
+                        format!("{} (re-execution)", show(computed)),
+                        format!("{} (in the header)", show(header)),
+                    )
+                }
                 Mismatch::ValidatorSet { header, state } => {
                     (Check::ValidatorSet, "block header validator-set hash", state.to_string(), header.to_string())
                 }
@@ -598,17 +642,33 @@ impl Verifier {
         compare_statements(h, outcome.statement.as_ref(), entry.statement.as_ref())?;
         let cert_sigs = &sigs[block.records.len().min(sigs.len())..];
         let target = entry.block.certificate.target;
-        if target.kind == VoteKind::Finalize && target.block != id && target.view > header.view {
-            // Final through a descendant: checked when the descendant arrives.
+        if target.kind == VoteKind::Finalize && target.block != end && target.view > header.view && target.epoch == header.epoch && !header.ends_epoch() {
+            // Final through a descendant of its epoch: checked when the descendant arrives.
             self.held.push(Held { height: h, certificate: entry.block.certificate.clone(), sigs: cert_sigs.to_vec() });
         } else {
-            self.check_certificate(h, header, id, &entry.block.certificate, cert_sigs)?;
+            // Its own certificate, or (an epoch-ending block) its suffix's: the epoch's set
+            // must finalize it before the next set takes over.
+            self.check_certificate(h, header, end, end_view, &entry.block.certificate, cert_sigs)?;
+        }
+        // The carried next set is the one the header names (checked when decoded), and the
+        // header's is the one re-execution gives (execute_checked).
+        if let Some(end) = &entry.block.epoch_end
+            && end.next_validators != *self.state.validator_set()
+        {
+            return Err(Failure::at(
+                Check::ValidatorSet,
+                h,
+                "next validator set",
+                format!("{} (re-execution)", self.state.validator_set().hash()),
+                format!("{} (carried with the block)", end.next_validators.hash()),
+            ));
         }
         // The block holds: move on.
-        if self.report.epochs.last().map(|e| e.set_hash) != Some(header.validator_set_hash) {
-            self.report.epochs.push(Epoch { from_height: h, set_hash: header.validator_set_hash, validators: self.set.len() });
+        if self.report.epochs.last().map(|e| e.set_hash) != Some(header.validator_set_hash) || self.report.epochs.last().map(|e| e.epoch) != Some(header.epoch) {
+            self.report.epochs.push(Epoch { epoch: header.epoch, from_height: h, set_hash: header.validator_set_hash, validators: self.set.len() });
         }
         self.set = self.state.validator_set().clone();
+        self.epoch = header.child_epoch();
         self.report.blocks += 1;
         self.report.records += block.records.len() as u64;
         self.report.signatures += (block.records.len() + entry.block.certificate.signatures.len()) as u64;
@@ -625,12 +685,32 @@ impl Verifier {
     /// Checks the certificates held for a descendant against block `h` (id `id`): one that
     /// names it must be for its view and valid for the set that certifies it; one that names
     /// another block at a view up to this block's can never be matched.
-    fn resolve_held(&mut self, h: u64, header: &BlockHeader, id: Hash) -> Result<(), Failure> {
+    fn resolve_held(&mut self, h: u64, header: &BlockHeader, id: Hash, end: Hash, end_view: u64) -> Result<(), Failure> {
         let mut still = Vec::with_capacity(self.held.len());
         for held in std::mem::take(&mut self.held) {
             let t = held.certificate.target;
             let item = || format!("certificate (of a descendant, checked at height {h})");
-            if t.block == id {
+            if t.epoch != header.epoch {
+                return Err(Failure::at(
+                    Check::Certificate,
+                    held.height,
+                    item(),
+                    format!("block {} at view {} of epoch {}, before the epoch ends", t.block, t.view, t.epoch),
+                    format!("block {id} at height {h} is of epoch {}: the named block is not in this chain", header.epoch),
+                ));
+            }
+            if t.block == end && end != id {
+                if t.view != end_view {
+                    return Err(Failure::at(
+                        Check::Certificate,
+                        held.height,
+                        item(),
+                        format!("a finalize certificate for view {end_view} (the last suffix block of block {id} at height {h})"),
+                        describe_target(&held.certificate),
+                    ));
+                }
+                self.check_signatures(held.height, &held.certificate, &held.sigs)?;
+            } else if t.block == id {
                 if t.view != header.view {
                     return Err(Failure::at(
                         Check::Certificate,
@@ -641,7 +721,7 @@ impl Verifier {
                     ));
                 }
                 self.check_signatures(held.height, &held.certificate, &held.sigs)?;
-            } else if t.view <= header.view {
+            } else if t.view <= end_view || header.ends_epoch() {
                 return Err(Failure::at(
                     Check::Certificate,
                     held.height,
@@ -668,16 +748,17 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_certificate(&self, h: u64, header: &BlockHeader, id: Hash, cert: &Certificate, sigs: &[bool]) -> Result<(), Failure> {
+    /// The certificate must finalize `id` at `view` (the block, or the end of its suffix) in
+    /// the block's epoch.
+    fn check_certificate(&self, h: u64, header: &BlockHeader, id: Hash, view: u64, cert: &Certificate, sigs: &[bool]) -> Result<(), Failure> {
         let target = cert.target;
-        if target.kind != VoteKind::Finalize || target.block != id || target.view != header.view {
-            return Err(Failure::at(
-                Check::Certificate,
-                h,
-                "certificate",
-                format!("a finalize certificate for view {} naming block {id}, or for a descendant at a later view", header.view),
-                describe_target(cert),
-            ));
+        if target.kind != VoteKind::Finalize || target.block != id || target.view != view || target.epoch != header.epoch {
+            let what = if header.ends_epoch() {
+                format!("a finalize certificate of epoch {} for view {view} naming block {id} (the block or its last suffix block: an epoch-ending block is final within its epoch)", header.epoch)
+            } else {
+                format!("a finalize certificate of epoch {} for view {view} naming block {id}, or for a descendant at a later view", header.epoch)
+            };
+            return Err(Failure::at(Check::Certificate, h, "certificate", what, describe_target(cert)));
         }
         self.check_signatures(h, cert, sigs)
     }
@@ -715,7 +796,7 @@ impl Verifier {
 }
 
 fn describe_target(cert: &Certificate) -> String {
-    format!("a {} certificate for view {} naming {}", cert.target.kind.name(), cert.target.view, cert.target.block)
+    format!("a {} certificate of epoch {} for view {} naming {}", cert.target.kind.name(), cert.target.epoch, cert.target.view, cert.target.block)
 }
 
 fn describe_receipt(r: &Receipt) -> String {

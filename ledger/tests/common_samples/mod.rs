@@ -162,6 +162,7 @@ pub fn sample_block() -> Block {
     Block {
         header: BlockHeader {
             height: 1,
+            epoch: 0,
             view: 1,
             parent: alliance(),
             time_ms: T0 + 2000,
@@ -171,6 +172,7 @@ pub fn sample_block() -> Block {
             state_root: Hash::digest(b"state"),
             validator_set_hash: validator_set(&["hotpot", "gym", "school"]).hash(),
             statement_hash: None,
+            next_validator_set_hash: None,
         },
         records,
     }
@@ -178,7 +180,7 @@ pub fn sample_block() -> Block {
 
 pub fn sample_finalized() -> FinalizedBlock {
     let block = sample_block();
-    let target = VoteTarget::finalize(1, block.id());
+    let target = VoteTarget::finalize(0, 1, block.id());
     let votes = ["hotpot", "gym", "school"].iter().map(|n| target.sign(&alliance(), &key(n)));
-    FinalizedBlock { certificate: Certificate::from_votes(target, votes), block }
+    FinalizedBlock { certificate: Certificate::from_votes(target, votes), block, epoch_end: None }
 }
