@@ -20,8 +20,8 @@ use libp2p::futures::StreamExt;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{allow_block_list, gossipsub, noise, request_response, tcp, yamux, Multiaddr, PeerId};
 use plaza_ledger::audit::chain::ChainBuilder;
-use plaza_ledger::audit::export::ExportWriter;
-use plaza_ledger::audit::proof::{Anchor, RecordProof};
+use plaza_ledger::audit::export::{self, ExportWriter};
+use plaza_ledger::audit::proof::{Anchor, RecordProof, PROOF_BYTES_MAX};
 use plaza_ledger::codec::Encode;
 use plaza_ledger::keys::domain;
 use plaza_ledger::record::{CardId, Payload, Record, RecordBody};
@@ -145,12 +145,12 @@ cases! {
     "file-export-huge-length", "file", "an export whose genesis frame claims 4 GiB", "exit ≠ 0: at most … bytes, nothing allocated";
     "file-export-after-end", "file", "a valid export with bytes after its End frame", "exit ≠ 0: after the end frame";
     "file-export-flipped-byte", "file", "a valid export with one byte changed in a block", "exit ≠ 0: a specific divergence";
-    "file-export-newer-version", "file", "an export of format version 2", "exit ≠ 0: version 2";
+    "file-export-newer-version", "file", "an export of a format version newer than this plaza's", "exit ≠ 0: names the version";
     "file-proof-empty", "file", "`plaza verify-proof` of an empty file", "exit ≠ 0: input ends early";
     "file-proof-random", "file", "a proof of random bytes", "exit ≠ 0: not a Plaza record proof";
     "file-proof-truncated", "file", "a valid proof cut in half", "exit ≠ 0: input ends early";
     "file-proof-flipped-byte", "file", "a valid proof with its record's signature changed", "exit ≠ 0: signature";
-    "file-proof-oversized", "file", "a 3 MiB proof file (limit 2 MiB)", "exit ≠ 0: the limit is 2097152";
+    "file-proof-oversized", "file", "a proof file 1 MiB over the limit (8 MiB)", "exit ≠ 0: names the limit";
     // ---- Network
     "net-garbage-p2p", "network", "64 KiB of random bytes on the p2p port", "connection dropped, node unharmed";
     "net-non-member-peer", "network", "a libp2p peer whose network key is not a member's", "refused at connection (plaza_refused_peers_total)";
@@ -958,7 +958,9 @@ fn run_case(w: &mut World, id: &str, rt: &tokio::runtime::Runtime) -> Result<Str
             w.cli_fails(&["verify", "--export", &f], "truncated")
         }
         "file-export-huge-length" => {
-            let mut bytes = b"PLAZA-EXPORT\x00\x01\x01".to_vec();
+            let mut bytes = export::MAGIC.to_vec();
+            bytes.extend_from_slice(&export::VERSION.to_be_bytes());
+            bytes.push(1); // the genesis frame's tag
             bytes.extend_from_slice(&u32::MAX.to_be_bytes());
             let f = w.file("huge.export", &bytes);
             w.cli_fails(&["verify", "--export", &f], "4294967295")
@@ -983,9 +985,10 @@ fn run_case(w: &mut World, id: &str, rt: &tokio::runtime::Runtime) -> Result<Str
         }
         "file-export-newer-version" => {
             let mut bytes = w.export.clone();
-            bytes[12..14].copy_from_slice(&2u16.to_be_bytes());
-            let f = w.file("v2.export", &bytes);
-            w.cli_fails(&["verify", "--export", &f], "version 2")
+            let newer = export::VERSION + 1;
+            bytes[12..14].copy_from_slice(&newer.to_be_bytes());
+            let f = w.file("newer.export", &bytes);
+            w.cli_fails(&["verify", "--export", &f], &format!("version {newer}"))
         }
         "file-proof-empty" => {
             let f = w.file("empty.proof", b"");
@@ -1011,9 +1014,10 @@ fn run_case(w: &mut World, id: &str, rt: &tokio::runtime::Runtime) -> Result<Str
         }
         "file-proof-oversized" => {
             let mut bytes = w.proof.clone();
-            bytes.resize(3 * 1024 * 1024, 0);
+            let limit = PROOF_BYTES_MAX.max(plaza_ledger::audit::state_proof::PROOF_BYTES_MAX);
+            bytes.resize(limit + 1024 * 1024, 0);
             let f = w.file("oversized.proof", &bytes);
-            w.cli_fails(&["verify-proof", &f], "2097152")
+            w.cli_fails(&["verify-proof", &f], &limit.to_string())
         }
         // ---- Network
         "net-garbage-p2p" => {

@@ -618,6 +618,7 @@ fn block_json(fb: &plaza_ledger::block::FinalizedBlock, with_records: bool) -> V
     let h = &fb.block.header;
     let mut v = json!({
         "height": h.height,
+        "epoch": h.epoch,
         "id": fb.block.id().to_hex(),
         "view": h.view,
         "parent": h.parent.to_hex(),
@@ -627,6 +628,7 @@ fn block_json(fb: &plaza_ledger::block::FinalizedBlock, with_records: bool) -> V
         "receipts_root": h.receipts_root.to_hex(),
         "state_root": h.state_root.to_hex(),
         "validator_set_hash": h.validator_set_hash.to_hex(),
+        "next_validator_set_hash": h.next_validator_set_hash.map(|n| n.to_hex()),
         "statement_hash": h.statement_hash.map(|s| s.to_hex()),
         "records": fb.block.records.len(),
         "certificate": {
