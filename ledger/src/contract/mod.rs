@@ -1014,9 +1014,9 @@ impl Decode for State {
         }
         for (id, item) in state.items.iter() {
             if item.held {
-                state.held_items.insert((item.creditor, *id));
+                state.held_items.insert((item.creditor, id));
             } else {
-                state.lock_queue.insert((item.lock_at_ms, *id));
+                state.lock_queue.insert((item.lock_at_ms, id));
             }
         }
         // The trees were rebuilt from the entries; the root follows from them.
