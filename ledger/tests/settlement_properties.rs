@@ -487,9 +487,15 @@ fn wide_alliance_streams_keep_every_invariant() {
 /// points of other merchants it redeems, so sales of these streams that redeemed such points
 /// with a base above the new limit now get receipt 57 `base-includes-points` (counted below).
 /// Decision 17 (promoter debts) changes nothing here: these streams name no promoter.
+///
+/// The second digest covers the receipts and statements alone: a change of the state's layout
+/// (roots, snapshots) must leave it unchanged.
 #[test]
 fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
     let mut digest = blake3::Hasher::new();
+    // What the contract decides alone — receipts and statements, not the state's layout: a
+    // change of the state format must leave this one unchanged.
+    let mut decisions = blake3::Hasher::new();
     let mut base_includes_points = 0usize;
     let mut absorb = |state: &State, run: &Run| {
         base_includes_points += run.receipts.iter().filter(|c| **c == Code::BaseIncludesPoints.as_u16()).count();
@@ -498,10 +504,13 @@ fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
         }
         for code in &run.receipts {
             digest.update(&code.to_be_bytes());
+            decisions.update(&code.to_be_bytes());
         }
         for statement in &run.statements {
             digest.update(&(statement.len() as u64).to_be_bytes());
             digest.update(statement);
+            decisions.update(&(statement.len() as u64).to_be_bytes());
+            decisions.update(statement);
         }
         digest.update(&state.to_bytes());
     };
@@ -516,5 +525,6 @@ fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
         absorb(&state, &out);
     }
     assert!(base_includes_points > 0, "the streams exercise the points limit of the base");
+    assert_eq!(decisions.finalize().to_hex().as_str(), "c7a1ec2f7a1797f8ab77a6ee66f328da1b97e9aaf61b37a642abe2098e72993a");
     assert_eq!(digest.finalize().to_hex().as_str(), "ad1a99a55f380c80500fdc07cab07b875d831fa10666b4be8d73df3eda06b19c");
 }
