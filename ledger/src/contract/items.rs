@@ -3,7 +3,7 @@
 //! Stored with interned parties ([`PartyId`]); encoded, for the snapshot and the state root,
 //! exactly as the `items` table (tag 9) of docs/FORMAT.md defines it, with full `Party` values.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::Hash;
@@ -49,16 +49,16 @@ const EMPTY_SLOTS_MAX: u64 = 1 << 26;
 const ITEM_CHUNK: u64 = 256;
 
 /// Items by id in chunks of [`ITEM_CHUNK`] consecutive ids. Ids are handed out in order and
-/// items leave roughly in order (when they lock), so the live ones sit in a window of chunks:
-/// a lookup is two indexings instead of a walk down an ordered map of a million entries, and
-/// an item costs its own size instead of a map node's share (a map filled in key order keeps
-/// its nodes about half full). A chunk is freed when its last item leaves; an item on hold
-/// keeps only its own chunk.
+/// items leave roughly in order (when they lock), so the live ones fill a few thousand chunks:
+/// a lookup walks a small map of chunks (usually cached) and indexes, instead of walking an
+/// ordered map of a million entries, and an item costs its own size instead of a map node's
+/// share (a map filled in key order keeps its nodes about half full). A chunk is freed when
+/// its last item leaves; an item on hold keeps only its own chunk. The chunks are a map, not a
+/// window, so a snapshot with far-apart ids costs only the chunks it fills.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Items {
-    /// `chunks[k]` holds ids `[(first + k)·ITEM_CHUNK, (first + k + 1)·ITEM_CHUNK)`.
-    chunks: VecDeque<Option<Box<Chunk>>>,
-    first: u64,
+    /// Chunk `k` holds ids `[k·ITEM_CHUNK, (k + 1)·ITEM_CHUNK)`.
+    chunks: BTreeMap<u64, Box<Chunk>>,
     len: usize,
     /// Ids touched since the last root, with repeats.
     dirty: Vec<u64>,
@@ -72,43 +72,32 @@ struct Chunk {
     entries: Box<[Option<(Item, u64)>]>,
 }
 
-fn entry_in(chunks: &mut VecDeque<Option<Box<Chunk>>>, first: u64, id: u64) -> Option<&mut (Item, u64)> {
-    let k = usize::try_from((id / ITEM_CHUNK).checked_sub(first)?).ok()?;
-    chunks.get_mut(k)?.as_mut()?.entries[(id % ITEM_CHUNK) as usize].as_mut()
+fn entry_in(chunks: &mut BTreeMap<u64, Box<Chunk>>, id: u64) -> Option<&mut (Item, u64)> {
+    chunks.get_mut(&(id / ITEM_CHUNK))?.entries[(id % ITEM_CHUNK) as usize].as_mut()
 }
 
 impl Items {
     fn entry(&self, id: u64) -> Option<&(Item, u64)> {
-        let k = usize::try_from((id / ITEM_CHUNK).checked_sub(self.first)?).ok()?;
-        self.chunks.get(k)?.as_ref()?.entries[(id % ITEM_CHUNK) as usize].as_ref()
+        self.chunks.get(&(id / ITEM_CHUNK))?.entries[(id % ITEM_CHUNK) as usize].as_ref()
     }
     fn entry_mut(&mut self, id: u64) -> Option<&mut (Item, u64)> {
-        entry_in(&mut self.chunks, self.first, id)
+        entry_in(&mut self.chunks, id)
     }
     pub fn get(&self, id: &u64) -> Option<&Item> {
         self.entry(*id).map(|(item, _)| item)
     }
     /// Marks the item changed: call only when about to change it.
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut Item> {
-        let (item, _) = entry_in(&mut self.chunks, self.first, *id)?;
+        let (item, _) = entry_in(&mut self.chunks, *id)?;
         self.dirty.push(*id);
         Some(item)
     }
     pub fn insert(&mut self, id: u64, item: Item) {
         self.dirty.push(id);
-        let chunk = id / ITEM_CHUNK;
-        if self.chunks.is_empty() {
-            self.first = chunk;
-        }
-        while chunk < self.first {
-            self.chunks.push_front(None);
-            self.first -= 1;
-        }
-        let k = (chunk - self.first) as usize;
-        while self.chunks.len() <= k {
-            self.chunks.push_back(None);
-        }
-        let c = self.chunks[k].get_or_insert_with(|| Box::new(Chunk { live: 0, entries: vec![None; ITEM_CHUNK as usize].into_boxed_slice() }));
+        let c = self
+            .chunks
+            .entry(id / ITEM_CHUNK)
+            .or_insert_with(|| Box::new(Chunk { live: 0, entries: vec![None; ITEM_CHUNK as usize].into_boxed_slice() }));
         let at = &mut c.entries[(id % ITEM_CHUNK) as usize];
         match at {
             Some((old, _)) => *old = item,
@@ -121,20 +110,13 @@ impl Items {
     }
     /// Removes the item; its slot (if it has one) becomes empty.
     pub fn remove(&mut self, id: &u64) -> Option<Item> {
-        let k = usize::try_from((id / ITEM_CHUNK).checked_sub(self.first)?).ok()?;
-        let c = self.chunks.get_mut(k)?.as_mut()?;
+        let k = id / ITEM_CHUNK;
+        let c = self.chunks.get_mut(&k)?;
         let (item, slot) = c.entries[(id % ITEM_CHUNK) as usize].take()?;
         c.live -= 1;
         self.len -= 1;
         if c.live == 0 {
-            self.chunks[k] = None;
-            while self.chunks.front().is_some_and(Option::is_none) {
-                self.chunks.pop_front();
-                self.first += 1;
-            }
-            while self.chunks.back().is_some_and(Option::is_none) {
-                self.chunks.pop_back();
-            }
+            self.chunks.remove(&k);
         }
         if slot != NO_SLOT {
             self.tree.set(slot, EMPTY);
@@ -145,8 +127,8 @@ impl Items {
         self.len
     }
     fn entries(&self) -> impl DoubleEndedIterator<Item = (u64, &(Item, u64))> {
-        self.chunks.iter().enumerate().filter_map(|(k, c)| c.as_ref().map(|c| (k, c))).flat_map(move |(k, c)| {
-            let base = (self.first + k as u64) * ITEM_CHUNK;
+        self.chunks.iter().flat_map(move |(k, c)| {
+            let base = k * ITEM_CHUNK;
             c.entries.iter().enumerate().filter_map(move |(i, e)| e.as_ref().map(|e| (base + i as u64, e)))
         })
     }
@@ -166,7 +148,7 @@ impl Items {
         dirty.sort_unstable();
         dirty.dedup();
         for id in &dirty {
-            let Some((item, slot)) = entry_in(&mut self.chunks, self.first, *id) else { continue };
+            let Some((item, slot)) = entry_in(&mut self.chunks, *id) else { continue };
             let leaf = leaf_of(buffer, |w| {
                 w.u64(*id);
                 item.encode(w, accounts);
@@ -181,7 +163,7 @@ impl Items {
         self.dirty = dirty;
         if compact && self.tree.empty_slots() > 0 {
             let moved = self.tree.compact();
-            for (_, slot) in self.chunks.iter_mut().flatten().flat_map(|c| c.entries.iter_mut().flatten()) {
+            for (_, slot) in self.chunks.values_mut().flat_map(|c| c.entries.iter_mut().flatten()) {
                 *slot = moved[*slot as usize];
             }
         }
@@ -273,5 +255,41 @@ impl RawItems {
         items.dirty.clear();
         items.tree = SlotTree::from_leaves(leaves);
         Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: u64) -> Item {
+        Item { debtor: 0, creditor: 1, amount: Amount::from_cents(n % 1000 + 1).expect("amount"), kind: LineKind::Referral, source: Hash::digest(&n.to_be_bytes()), lock_at_ms: n, held: false }
+    }
+
+    #[test]
+    fn chunks_behave_as_an_ordered_map_of_ids() {
+        // Ids within one chunk, across chunks and far apart (a chunk each, nothing between).
+        let ids = [0u64, 5, 255, 256, 300, 1 << 40, u64::MAX - 1];
+        let mut items = Items::default();
+        let mut mirror = BTreeMap::new();
+        for id in ids.iter().rev() {
+            items.insert(*id, item(*id));
+            mirror.insert(*id, item(*id));
+        }
+        assert_eq!(items.chunks.len(), 4);
+        let listed: Vec<(u64, Item)> = items.iter().map(|(id, i)| (id, i.clone())).collect();
+        assert_eq!(listed, mirror.clone().into_iter().collect::<Vec<_>>());
+        assert_eq!(items.last_id(), Some(u64::MAX - 1));
+        assert_eq!(items.get(&6), None);
+        // Replacing keeps the count; removing empties chunks.
+        items.insert(5, item(50));
+        assert_eq!((items.len(), items.get(&5)), (ids.len(), Some(&item(50))));
+        for id in [0, 5, 255, 1 << 40] {
+            assert!(items.remove(&id).is_some());
+            assert_eq!(items.remove(&id), None);
+        }
+        assert_eq!(items.chunks.len(), 2);
+        assert_eq!(items.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![256, 300, u64::MAX - 1]);
+        assert_eq!(items.len(), 3);
     }
 }
