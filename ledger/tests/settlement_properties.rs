@@ -490,9 +490,15 @@ fn wide_alliance_streams_keep_every_invariant() {
 /// Re-pinned on 2026-12-03 for the S8 fix: a sale whose points paid off a card's debt now
 /// remembers those points, so its refund restores the debt (and the sale takes a lot id even
 /// when no lot is made); with the fix reverted the old digest comes back.
+///
+/// The second digest covers the receipts and statements alone: a change of the state's layout
+/// (roots, snapshots) must leave it unchanged.
 #[test]
 fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
     let mut digest = blake3::Hasher::new();
+    // What the contract decides alone — receipts and statements, not the state's layout: a
+    // change of the state format must leave this one unchanged.
+    let mut decisions = blake3::Hasher::new();
     let mut base_includes_points = 0usize;
     let mut absorb = |state: &State, run: &Run| {
         base_includes_points += run.receipts.iter().filter(|c| **c == Code::BaseIncludesPoints.as_u16()).count();
@@ -501,10 +507,13 @@ fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
         }
         for code in &run.receipts {
             digest.update(&code.to_be_bytes());
+            decisions.update(&code.to_be_bytes());
         }
         for statement in &run.statements {
             digest.update(&(statement.len() as u64).to_be_bytes());
             digest.update(statement);
+            decisions.update(&(statement.len() as u64).to_be_bytes());
+            decisions.update(statement);
         }
         digest.update(&state.to_bytes());
     };
@@ -519,5 +528,6 @@ fn seeded_streams_give_pinned_roots_receipts_statements_and_snapshots() {
         absorb(&state, &out);
     }
     assert!(base_includes_points > 0, "the streams exercise the points limit of the base");
+    assert_eq!(decisions.finalize().to_hex().as_str(), "c7a1ec2f7a1797f8ab77a6ee66f328da1b97e9aaf61b37a642abe2098e72993a");
     assert_eq!(digest.finalize().to_hex().as_str(), "1e7db2e7a5608ff3b450cce5994ae37006fcb1991cfa92ae8d0ff8d204dd47da");
 }

@@ -45,46 +45,99 @@ impl Item {
 /// a period creates and bounds what decoding allocates).
 const EMPTY_SLOTS_MAX: u64 = 1 << 26;
 
+/// Item ids per chunk of [`Items`].
+const ITEM_CHUNK: u64 = 256;
+
+/// Items by id in chunks of [`ITEM_CHUNK`] consecutive ids. Ids are handed out in order and
+/// items leave roughly in order (when they lock), so the live ones fill a few thousand chunks:
+/// a lookup walks a small map of chunks (usually cached) and indexes, instead of walking an
+/// ordered map of a million entries, and an item costs its own size instead of a map node's
+/// share (a map filled in key order keeps its nodes about half full). A chunk is freed when
+/// its last item leaves; an item on hold keeps only its own chunk. The chunks are a map, not a
+/// window, so a snapshot with far-apart ids costs only the chunks it fills.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Items {
-    /// Each item with its slot in the tree (`NO_SLOT` until its block ends).
-    map: BTreeMap<u64, (Item, u64)>,
+    /// Chunk `k` holds ids `[k·ITEM_CHUNK, (k + 1)·ITEM_CHUNK)`.
+    chunks: BTreeMap<u64, Box<Chunk>>,
+    len: usize,
     /// Ids touched since the last root, with repeats.
     dirty: Vec<u64>,
     tree: SlotTree,
 }
 
+/// Each item with its slot in the tree (`NO_SLOT` until its block ends).
+#[derive(Clone, Debug)]
+struct Chunk {
+    live: u32,
+    entries: Box<[Option<(Item, u64)>]>,
+}
+
+fn entry_in(chunks: &mut BTreeMap<u64, Box<Chunk>>, id: u64) -> Option<&mut (Item, u64)> {
+    chunks.get_mut(&(id / ITEM_CHUNK))?.entries[(id % ITEM_CHUNK) as usize].as_mut()
+}
+
 impl Items {
+    fn entry(&self, id: u64) -> Option<&(Item, u64)> {
+        self.chunks.get(&(id / ITEM_CHUNK))?.entries[(id % ITEM_CHUNK) as usize].as_ref()
+    }
+    fn entry_mut(&mut self, id: u64) -> Option<&mut (Item, u64)> {
+        entry_in(&mut self.chunks, id)
+    }
     pub fn get(&self, id: &u64) -> Option<&Item> {
-        self.map.get(id).map(|(item, _)| item)
+        self.entry(*id).map(|(item, _)| item)
     }
     /// Marks the item changed: call only when about to change it.
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut Item> {
-        let (item, _) = self.map.get_mut(id)?;
+        let (item, _) = entry_in(&mut self.chunks, *id)?;
         self.dirty.push(*id);
         Some(item)
     }
     pub fn insert(&mut self, id: u64, item: Item) {
         self.dirty.push(id);
-        let slot = self.map.get(&id).map_or(NO_SLOT, |(_, slot)| *slot);
-        self.map.insert(id, (item, slot));
+        let c = self
+            .chunks
+            .entry(id / ITEM_CHUNK)
+            .or_insert_with(|| Box::new(Chunk { live: 0, entries: vec![None; ITEM_CHUNK as usize].into_boxed_slice() }));
+        let at = &mut c.entries[(id % ITEM_CHUNK) as usize];
+        match at {
+            Some((old, _)) => *old = item,
+            None => {
+                *at = Some((item, NO_SLOT));
+                c.live += 1;
+                self.len += 1;
+            }
+        }
     }
     /// Removes the item; its slot (if it has one) becomes empty.
     pub fn remove(&mut self, id: &u64) -> Option<Item> {
-        let (item, slot) = self.map.remove(id)?;
+        let k = id / ITEM_CHUNK;
+        let c = self.chunks.get_mut(&k)?;
+        let (item, slot) = c.entries[(id % ITEM_CHUNK) as usize].take()?;
+        c.live -= 1;
+        self.len -= 1;
+        if c.live == 0 {
+            self.chunks.remove(&k);
+        }
         if slot != NO_SLOT {
             self.tree.set(slot, EMPTY);
         }
         Some(item)
     }
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Item)> {
-        self.map.iter().map(|(id, (item, _))| (id, item))
+    fn entries(&self) -> impl DoubleEndedIterator<Item = (u64, &(Item, u64))> {
+        self.chunks.iter().flat_map(move |(k, c)| {
+            let base = k * ITEM_CHUNK;
+            c.entries.iter().enumerate().filter_map(move |(i, e)| e.as_ref().map(|e| (base + i as u64, e)))
+        })
+    }
+    /// The items in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Item)> {
+        self.entries().map(|(id, (item, _))| (id, item))
     }
     pub fn last_id(&self) -> Option<u64> {
-        self.map.keys().next_back().copied()
+        self.entries().next_back().map(|(id, _)| id)
     }
 
     /// Writes the leaves of the touched items (new ones take the next slots, in id order),
@@ -95,7 +148,7 @@ impl Items {
         dirty.sort_unstable();
         dirty.dedup();
         for id in &dirty {
-            let Some((item, slot)) = self.map.get_mut(id) else { continue };
+            let Some((item, slot)) = entry_in(&mut self.chunks, *id) else { continue };
             let leaf = leaf_of(buffer, |w| {
                 w.u64(*id);
                 item.encode(w, accounts);
@@ -110,7 +163,7 @@ impl Items {
         self.dirty = dirty;
         if compact && self.tree.empty_slots() > 0 {
             let moved = self.tree.compact();
-            for (_, slot) in self.map.values_mut() {
+            for (_, slot) in self.chunks.values_mut().flat_map(|c| c.entries.iter_mut().flatten()) {
                 *slot = moved[*slot as usize];
             }
         }
@@ -119,7 +172,7 @@ impl Items {
 
     /// The encoded key and value of item `id` and its leaf's path (committed tree).
     pub fn prove(&self, id: u64, accounts: &Accounts) -> Option<(Vec<u8>, Vec<u8>, InclusionProof)> {
-        let (item, slot) = self.map.get(&id)?;
+        let (item, slot) = self.entry(id)?;
         let path = self.tree.prove(*slot)?;
         let mut w = Writer::new();
         item.encode(&mut w, accounts);
@@ -131,9 +184,9 @@ impl Items {
     pub fn encode(&self, w: &mut Writer, accounts: &Accounts) {
         debug_assert!(self.dirty.is_empty(), "a snapshot is taken between blocks");
         w.u64(self.tree.len());
-        w.u32(u32::try_from(self.map.len()).expect("fewer than 2^32 items"));
-        for (id, (item, slot)) in &self.map {
-            w.u64(*id);
+        w.u32(u32::try_from(self.len).expect("fewer than 2^32 items"));
+        for (id, (item, slot)) in self.entries() {
+            w.u64(id);
             item.encode(w, accounts);
             w.u64(*slot);
         }
@@ -186,7 +239,7 @@ impl RawItems {
     }
 
     pub fn resolve(self, accounts: &Accounts) -> Result<Items, DecodeError> {
-        let mut map = BTreeMap::new();
+        let mut items = Items::default();
         let party = |p: &Party| accounts.id(p).ok_or_else(|| DecodeError::invalid("items", "an item's party has no balance"));
         let mut leaves = vec![EMPTY; self.slots as usize];
         let mut buffer = Writer::new();
@@ -196,8 +249,47 @@ impl RawItems {
                 w.u64(id);
                 item.encode(w, accounts);
             });
-            map.insert(id, (item, slot));
+            items.insert(id, item);
+            items.entry_mut(id).expect("just inserted").1 = slot;
         }
-        Ok(Items { map, dirty: Vec::new(), tree: SlotTree::from_leaves(leaves) })
+        items.dirty.clear();
+        items.tree = SlotTree::from_leaves(leaves);
+        Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: u64) -> Item {
+        Item { debtor: 0, creditor: 1, amount: Amount::from_cents(n % 1000 + 1).expect("amount"), kind: LineKind::Referral, source: Hash::digest(&n.to_be_bytes()), lock_at_ms: n, held: false }
+    }
+
+    #[test]
+    fn chunks_behave_as_an_ordered_map_of_ids() {
+        // Ids within one chunk, across chunks and far apart (a chunk each, nothing between).
+        let ids = [0u64, 5, 255, 256, 300, 1 << 40, u64::MAX - 1];
+        let mut items = Items::default();
+        let mut mirror = BTreeMap::new();
+        for id in ids.iter().rev() {
+            items.insert(*id, item(*id));
+            mirror.insert(*id, item(*id));
+        }
+        assert_eq!(items.chunks.len(), 4);
+        let listed: Vec<(u64, Item)> = items.iter().map(|(id, i)| (id, i.clone())).collect();
+        assert_eq!(listed, mirror.clone().into_iter().collect::<Vec<_>>());
+        assert_eq!(items.last_id(), Some(u64::MAX - 1));
+        assert_eq!(items.get(&6), None);
+        // Replacing keeps the count; removing empties chunks.
+        items.insert(5, item(50));
+        assert_eq!((items.len(), items.get(&5)), (ids.len(), Some(&item(50))));
+        for id in [0, 5, 255, 1 << 40] {
+            assert!(items.remove(&id).is_some());
+            assert_eq!(items.remove(&id), None);
+        }
+        assert_eq!(items.chunks.len(), 2);
+        assert_eq!(items.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![256, 300, u64::MAX - 1]);
+        assert_eq!(items.len(), 3);
     }
 }

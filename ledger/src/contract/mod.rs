@@ -726,8 +726,13 @@ impl State {
         globals.seq(&self.categories);
         self.encode_globals(&mut globals);
         let mut seen = self.roots.seen;
+        self.seen_order.reserve(self.block_seen.len());
+        let mut pair = [0u8; 64];
         for id in self.block_seen.drain(..) {
-            seen = Hash::digest_parts(&[seen.as_bytes(), id.as_bytes()]);
+            // `H(s ‖ id)`, one 64-byte block.
+            pair[..32].copy_from_slice(seen.as_bytes());
+            pair[32..].copy_from_slice(id.as_bytes());
+            seen = Hash::digest(&pair);
             self.seen_order.push(id);
         }
         self.roots = StateRoots {
@@ -1009,9 +1014,9 @@ impl Decode for State {
         }
         for (id, item) in state.items.iter() {
             if item.held {
-                state.held_items.insert((item.creditor, *id));
+                state.held_items.insert((item.creditor, id));
             } else {
-                state.lock_queue.insert((item.lock_at_ms, *id));
+                state.lock_queue.insert((item.lock_at_ms, id));
             }
         }
         // The trees were rebuilt from the entries; the root follows from them.

@@ -672,8 +672,10 @@ impl State {
             }),
         };
 
-        let mut payouts: Vec<(Party, LineKind, Amount)> = Vec::new();
-        let mut referrers = Vec::new();
+        // At most referrer, promoter, upstream and home merchant; the referrers (kept with the
+        // sale) at most the referrer and the promoter.
+        let mut payouts: Vec<(Party, LineKind, Amount)> = Vec::with_capacity(4);
+        let mut referrers = Vec::with_capacity(usize::from(referral.is_some()) * 2);
         if let Some((_, r, referrer)) = referral {
             // S11: a self-referral earns the referrer nothing.
             if r.referrer != *signer && referrer.is_some_and(|m| m.status != MerchantStatus::Removed) {
@@ -763,7 +765,8 @@ impl State {
 
         // --- from here on the sale is accepted ---
         let me = Party::Merchant(signer);
-        let mut items = Vec::new();
+        // Kept with the sale: allocated at its final size.
+        let mut items = Vec::with_capacity(plan.coupons.iter().filter(|(_, claim)| claim.is_some()).count() + plan.points_clearing.len() + plan.payouts.len());
         let mut sale_coupons = Vec::with_capacity(plan.coupons.len());
         for (code, claim) in &plan.coupons {
             if let Some(c) = self.coupons.get_mut(code) {

@@ -32,10 +32,74 @@ pub fn node(left: &Hash, right: &Hash) -> Hash {
     }
 }
 
+/// Hashes per chunk of a [`Hashes`] (32 KiB).
+const CHUNK: usize = 1024;
+
+/// A growable array of hashes stored in chunks of at most [`CHUNK`]: growing never moves more
+/// than one chunk. A tree level of a table of millions of entries is tens of megabytes; a
+/// `Vec` doubling it copied the whole level each time and touched about twice its size in
+/// fresh memory. Every chunk but the last is full.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Hashes {
+    chunks: Vec<Vec<Hash>>,
+    len: usize,
+}
+
+impl Hashes {
+    fn from_vec(hashes: Vec<Hash>) -> Hashes {
+        let len = hashes.len();
+        if len <= CHUNK {
+            return Hashes { chunks: if len == 0 { Vec::new() } else { vec![hashes] }, len };
+        }
+        Hashes { chunks: hashes.chunks(CHUNK).map(<[Hash]>::to_vec).collect(), len }
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    fn push(&mut self, hash: Hash) {
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < CHUNK => last.push(hash),
+            _ => {
+                let mut chunk = Vec::with_capacity(if self.len < CHUNK { 4 } else { CHUNK });
+                chunk.push(hash);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+    /// Grows to `n` entries, the new ones `EMPTY`.
+    fn grow_to(&mut self, n: usize) {
+        while self.len < n {
+            self.push(EMPTY);
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &Hash> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+}
+
+impl std::ops::Index<usize> for Hashes {
+    type Output = Hash;
+    #[inline]
+    fn index(&self, i: usize) -> &Hash {
+        debug_assert!(i < self.len);
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+impl std::ops::IndexMut<usize> for Hashes {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Hash {
+        debug_assert!(i < self.len);
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SlotTree {
     /// `levels[0]` the leaves by slot; `levels[k]` the complete aligned nodes of 2^k leaves.
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<Hashes>,
     /// Slots written since the last root, with repeats.
     dirty: Vec<u64>,
     /// Slots holding `EMPTY`.
@@ -46,11 +110,14 @@ impl SlotTree {
     /// A tree over `leaves` (slot order), all nodes computed.
     pub fn from_leaves(leaves: Vec<Hash>) -> SlotTree {
         let empty = leaves.iter().filter(|l| **l == EMPTY).count() as u64;
-        let mut levels = vec![leaves];
-        while levels.last().is_some_and(|l| l.len() >= 2) {
-            let below = levels.last().expect("non-empty");
+        let mut below = leaves;
+        let mut levels = Vec::new();
+        while below.len() >= 2 {
             let above: Vec<Hash> = below.chunks_exact(2).map(|pair| node(&pair[0], &pair[1])).collect();
-            levels.push(above);
+            levels.push(Hashes::from_vec(std::mem::replace(&mut below, above)));
+        }
+        if !below.is_empty() || levels.is_empty() {
+            levels.push(Hashes::from_vec(below));
         }
         SlotTree { levels, dirty: Vec::new(), empty }
     }
@@ -67,7 +134,7 @@ impl SlotTree {
     /// Appends a leaf; returns its slot.
     pub fn push(&mut self, leaf: Hash) -> u64 {
         if self.levels.is_empty() {
-            self.levels.push(Vec::new());
+            self.levels.push(Hashes::default());
         }
         let slot = self.levels[0].len() as u64;
         self.levels[0].push(leaf);
@@ -108,12 +175,12 @@ impl SlotTree {
         let mut k = 0;
         while self.levels[k].len() >= 2 && !dirty.is_empty() {
             if self.levels.len() == k + 1 {
-                self.levels.push(Vec::new());
+                self.levels.push(Hashes::default());
             }
             let (below, above) = self.levels.split_at_mut(k + 1);
             let (below, above) = (&below[k], &mut above[0]);
             let parents = below.len() / 2;
-            above.resize(parents, EMPTY);
+            above.grow_to(parents);
             next.clear();
             for &i in &dirty {
                 let p = i / 2;
@@ -176,7 +243,9 @@ impl SlotTree {
     /// slot (`u64::MAX` for a dropped one). The tree is rebuilt.
     pub fn compact(&mut self) -> Vec<u64> {
         self.commit();
-        let leaves = std::mem::take(&mut self.levels).into_iter().next().unwrap_or_default();
+        let levels = std::mem::take(&mut self.levels);
+        let leaves: Vec<Hash> = levels.first().map(|l| l.iter().copied().collect()).unwrap_or_default();
+        drop(levels);
         let mut map = Vec::with_capacity(leaves.len());
         let mut kept = Vec::with_capacity(leaves.len() - self.empty as usize);
         for leaf in leaves {
