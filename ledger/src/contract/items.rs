@@ -48,17 +48,19 @@ const EMPTY_SLOTS_MAX: u64 = 1 << 26;
 /// Item ids per chunk of [`Items`].
 const ITEM_CHUNK: u64 = 256;
 
-/// Items by id in chunks of [`ITEM_CHUNK`] consecutive ids. Ids are handed out in order and
-/// items leave roughly in order (when they lock), so the live ones fill a few thousand chunks:
-/// a lookup walks a small map of chunks (usually cached) and indexes, instead of walking an
+/// Items by id in chunks of [`ITEM_CHUNK`] consecutive ids, the chunks in pages of
+/// [`PAGE_CHUNKS`] (a million ids), the pages in an ordered map. Ids are handed out in order
+/// and items leave roughly in order (when they lock), so the live ones fill one or two pages:
+/// a lookup is a step in a map of a few pages and two indexings, instead of a walk down an
 /// ordered map of a million entries, and an item costs its own size instead of a map node's
 /// share (a map filled in key order keeps its nodes about half full). A chunk is freed when
-/// its last item leaves; an item on hold keeps only its own chunk. The chunks are a map, not a
-/// window, so a snapshot with far-apart ids costs only the chunks it fills.
+/// its last item leaves and a page when its last chunk does; an item on hold keeps only its
+/// chunk and page, and a snapshot with far-apart ids costs only the pages it fills.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Items {
-    /// Chunk `k` holds ids `[k·ITEM_CHUNK, (k + 1)·ITEM_CHUNK)`.
-    chunks: BTreeMap<u64, Box<Chunk>>,
+    /// Page `p` holds chunks `[p·PAGE_CHUNKS, (p + 1)·PAGE_CHUNKS)`; chunk `k` ids
+    /// `[k·ITEM_CHUNK, (k + 1)·ITEM_CHUNK)`.
+    pages: BTreeMap<u64, Page>,
     len: usize,
     /// Ids touched since the last root, with repeats.
     dirty: Vec<u64>,
@@ -72,32 +74,46 @@ struct Chunk {
     entries: Box<[Option<(Item, u64)>]>,
 }
 
-fn entry_in(chunks: &mut BTreeMap<u64, Box<Chunk>>, id: u64) -> Option<&mut (Item, u64)> {
-    chunks.get_mut(&(id / ITEM_CHUNK))?.entries[(id % ITEM_CHUNK) as usize].as_mut()
+/// Chunks per page of [`Items`].
+const PAGE_CHUNKS: u64 = 4096;
+
+#[derive(Clone, Debug)]
+struct Page {
+    live: u32,
+    chunks: Box<[Option<Box<Chunk>>]>,
+}
+
+fn entry_in(pages: &mut BTreeMap<u64, Page>, id: u64) -> Option<&mut (Item, u64)> {
+    let k = id / ITEM_CHUNK;
+    pages.get_mut(&(k / PAGE_CHUNKS))?.chunks[(k % PAGE_CHUNKS) as usize].as_mut()?.entries[(id % ITEM_CHUNK) as usize].as_mut()
 }
 
 impl Items {
     fn entry(&self, id: u64) -> Option<&(Item, u64)> {
-        self.chunks.get(&(id / ITEM_CHUNK))?.entries[(id % ITEM_CHUNK) as usize].as_ref()
+        let k = id / ITEM_CHUNK;
+        self.pages.get(&(k / PAGE_CHUNKS))?.chunks[(k % PAGE_CHUNKS) as usize].as_ref()?.entries[(id % ITEM_CHUNK) as usize].as_ref()
     }
     fn entry_mut(&mut self, id: u64) -> Option<&mut (Item, u64)> {
-        entry_in(&mut self.chunks, id)
+        entry_in(&mut self.pages, id)
     }
     pub fn get(&self, id: &u64) -> Option<&Item> {
         self.entry(*id).map(|(item, _)| item)
     }
     /// Marks the item changed: call only when about to change it.
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut Item> {
-        let (item, _) = entry_in(&mut self.chunks, *id)?;
+        let (item, _) = entry_in(&mut self.pages, *id)?;
         self.dirty.push(*id);
         Some(item)
     }
     pub fn insert(&mut self, id: u64, item: Item) {
         self.dirty.push(id);
-        let c = self
-            .chunks
-            .entry(id / ITEM_CHUNK)
-            .or_insert_with(|| Box::new(Chunk { live: 0, entries: vec![None; ITEM_CHUNK as usize].into_boxed_slice() }));
+        let k = id / ITEM_CHUNK;
+        let page = self.pages.entry(k / PAGE_CHUNKS).or_insert_with(|| Page { live: 0, chunks: vec![None; PAGE_CHUNKS as usize].into_boxed_slice() });
+        let slot = &mut page.chunks[(k % PAGE_CHUNKS) as usize];
+        if slot.is_none() {
+            page.live += 1;
+        }
+        let c = slot.get_or_insert_with(|| Box::new(Chunk { live: 0, entries: vec![None; ITEM_CHUNK as usize].into_boxed_slice() }));
         let at = &mut c.entries[(id % ITEM_CHUNK) as usize];
         match at {
             Some((old, _)) => *old = item,
@@ -111,12 +127,18 @@ impl Items {
     /// Removes the item; its slot (if it has one) becomes empty.
     pub fn remove(&mut self, id: &u64) -> Option<Item> {
         let k = id / ITEM_CHUNK;
-        let c = self.chunks.get_mut(&k)?;
+        let page = self.pages.get_mut(&(k / PAGE_CHUNKS))?;
+        let chunk = &mut page.chunks[(k % PAGE_CHUNKS) as usize];
+        let c = chunk.as_mut()?;
         let (item, slot) = c.entries[(id % ITEM_CHUNK) as usize].take()?;
         c.live -= 1;
         self.len -= 1;
         if c.live == 0 {
-            self.chunks.remove(&k);
+            *chunk = None;
+            page.live -= 1;
+            if page.live == 0 {
+                self.pages.remove(&(k / PAGE_CHUNKS));
+            }
         }
         if slot != NO_SLOT {
             self.tree.set(slot, EMPTY);
@@ -127,7 +149,10 @@ impl Items {
         self.len
     }
     fn entries(&self) -> impl DoubleEndedIterator<Item = (u64, &(Item, u64))> {
-        self.chunks.iter().flat_map(move |(k, c)| {
+        let chunks = self.pages.iter().flat_map(|(p, page)| {
+            page.chunks.iter().enumerate().filter_map(move |(i, c)| c.as_ref().map(|c| (p * PAGE_CHUNKS + i as u64, c)))
+        });
+        chunks.flat_map(move |(k, c)| {
             let base = k * ITEM_CHUNK;
             c.entries.iter().enumerate().filter_map(move |(i, e)| e.as_ref().map(|e| (base + i as u64, e)))
         })
@@ -148,7 +173,7 @@ impl Items {
         dirty.sort_unstable();
         dirty.dedup();
         for id in &dirty {
-            let Some((item, slot)) = entry_in(&mut self.chunks, *id) else { continue };
+            let Some((item, slot)) = entry_in(&mut self.pages, *id) else { continue };
             let leaf = leaf_of(buffer, |w| {
                 w.u64(*id);
                 item.encode(w, accounts);
@@ -163,7 +188,8 @@ impl Items {
         self.dirty = dirty;
         if compact && self.tree.empty_slots() > 0 {
             let moved = self.tree.compact();
-            for (_, slot) in self.chunks.values_mut().flat_map(|c| c.entries.iter_mut().flatten()) {
+            let chunks = self.pages.values_mut().flat_map(|p| p.chunks.iter_mut().flatten());
+            for (_, slot) in chunks.flat_map(|c| c.entries.iter_mut().flatten()) {
                 *slot = moved[*slot as usize];
             }
         }
@@ -276,7 +302,8 @@ mod tests {
             items.insert(*id, item(*id));
             mirror.insert(*id, item(*id));
         }
-        assert_eq!(items.chunks.len(), 4);
+        assert_eq!(items.pages.len(), 3);
+        assert_eq!(items.pages.values().map(|p| p.live).sum::<u32>(), 4);
         let listed: Vec<(u64, Item)> = items.iter().map(|(id, i)| (id, i.clone())).collect();
         assert_eq!(listed, mirror.clone().into_iter().collect::<Vec<_>>());
         assert_eq!(items.last_id(), Some(u64::MAX - 1));
@@ -288,7 +315,8 @@ mod tests {
             assert!(items.remove(&id).is_some());
             assert_eq!(items.remove(&id), None);
         }
-        assert_eq!(items.chunks.len(), 2);
+        assert_eq!(items.pages.len(), 2);
+        assert_eq!(items.pages.values().map(|p| p.live).sum::<u32>(), 2);
         assert_eq!(items.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![256, 300, u64::MAX - 1]);
         assert_eq!(items.len(), 3);
     }
