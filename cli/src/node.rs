@@ -555,17 +555,18 @@ pub fn query(args: QueryArgs) -> CliResult {
         print_json(&answer);
         return Ok(());
     }
-    let names = Names::fetch(&client);
+    // Names and the time zone cost two more requests: only the renderings that use them ask.
+    let names = || Names::fetch(&client);
     match &args.what {
         QueryWhat::Record { .. } => print_record_status(&answer),
-        QueryWhat::Merchants(_) => crate::nearby::print_merchants(&answer, &names),
+        QueryWhat::Merchants(_) => crate::nearby::print_merchants(&answer, &names()),
         QueryWhat::Districts => crate::nearby::print_districts(&answer),
-        QueryWhat::Statement { .. } => render::print_statement(&answer, &names),
-        QueryWhat::Statements => render::print_statements(&answer, &names),
-        QueryWhat::Balances => render::print_balances(&answer, &names),
-        QueryWhat::Blocks { .. } => render::print_blocks(&answer, &names),
+        QueryWhat::Statement { .. } => render::print_statement(&answer, &names()),
+        QueryWhat::Statements => render::print_statements(&answer, &names()),
+        QueryWhat::Balances => render::print_balances(&answer, &names()),
+        QueryWhat::Blocks { .. } => render::print_blocks(&answer, &names()),
         QueryWhat::Promoters => render::print_promoters(&answer),
-        _ => print_human(&names.humanize(&answer), 0),
+        _ => print_human(&names().humanize(&answer), 0),
     }
     Ok(())
 }

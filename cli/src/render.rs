@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use plaza_node::client::Client;
+use plaza_node::explorer::format;
 use serde_json::{Map, Value};
 use unicode_width::UnicodeWidthStr;
 
@@ -146,14 +147,12 @@ impl Names {
 
     /// The time zone, as `UTC+08:00`.
     pub fn zone(&self) -> String {
-        let sign = if self.offset_minutes < 0 { '-' } else { '+' };
-        let m = self.offset_minutes.unsigned_abs();
-        format!("UTC{sign}{:02}:{:02}", m / 60, m % 60)
+        format::zone(self.offset_minutes)
     }
 
     /// Unix milliseconds as a local date and time, `2026-11-23 14:05:07`.
     pub fn time(&self, ms: u64) -> String {
-        local_time(ms, self.offset_minutes)
+        format::datetime(ms, self.offset_minutes)
     }
 
     /// A JSON answer made readable: known merchant keys become names, and times (fields
@@ -192,28 +191,6 @@ const YEAR_2000_MS: u64 = 946_684_800_000;
 /// The first 16 hex digits and an ellipsis (enough to tell keys apart, and to grep for).
 pub fn abbreviate(hex: &str) -> String {
     if hex.len() > 16 && hex.is_char_boundary(16) { format!("{}…", &hex[..16]) } else { hex.to_owned() }
-}
-
-/// Unix milliseconds at a UTC offset as `YYYY-MM-DD HH:MM:SS` (proleptic Gregorian).
-pub fn local_time(ms: u64, offset_minutes: i32) -> String {
-    let seconds = (ms / 1000) as i64 + i64::from(offset_minutes) * 60;
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
-/// The date `days` after 1970-01-01 (the inverse of genesis.rs's `days_from_civil`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -349,11 +326,10 @@ mod tests {
     fn local_times_invert_the_parser() {
         for text in ["2026-11-23T00:00:00+08:00", "2000-02-29T23:59:59+08:00", "2027-03-01T12:30:05+08:00", "1999-12-31T16:00:00+08:00"] {
             let ms = parse_time_ms(text).expect("parses");
-            assert_eq!(local_time(ms, 480), text[..19].replace('T', " "), "{text}");
+            assert_eq!(Names::new(BTreeMap::new(), 480).time(ms), text[..19].replace('T', " "), "{text}");
         }
-        assert_eq!(local_time(0, 0), "1970-01-01 00:00:00");
-        assert_eq!(local_time(0, -300), "1969-12-31 19:00:00");
-        assert_eq!(Names::new(BTreeMap::new(), -330).zone(), "UTC-05:30");
+        assert_eq!(Names::new(BTreeMap::new(), -300).time(0), "1969-12-31 19:00:00");
+        assert_eq!(Names::new(BTreeMap::new(), -330).zone(), "UTC−05:30");
     }
 
     #[test]

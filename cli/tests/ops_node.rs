@@ -413,7 +413,7 @@ fn human_output_names_merchants_dates_locally_and_aligns_cjk_columns() {
     assert!(names.iter().any(|(_, n)| blocks.contains(n.as_str())), "the proposer is named:\n{blocks}");
 
     // Dates in the alliance's time zone: the tip block's time, as the block says it.
-    let zone = format!("UTC{}{:02}:{:02}", if offset < 0 { '-' } else { '+' }, offset.abs() / 60, offset.abs() % 60);
+    let zone = format!("UTC{}{:02}:{:02}", if offset < 0 { '−' } else { '+' }, offset.abs() / 60, offset.abs() % 60);
     assert!(blocks.contains(&format!("time ({zone})")), "{blocks}");
     let tip: Value = serde_json::from_str(&client.get("/v1/blocks?limit=1").expect("blocks").body).expect("json");
     let ms = tip["blocks"][0]["time_ms"].as_i64().expect("time");

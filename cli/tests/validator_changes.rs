@@ -85,7 +85,7 @@ impl Alliance {
     fn key(&self, m: usize) -> String {
         self.net.merchants[m].keypair.public().to_hex()
     }
-    /// A payload signed by node `i`'s own merchant; final, and accepted.
+    /// A payload signed by the merchant of the node `c` talks to; final, and accepted.
     fn submit(&self, c: &Client, what: &str, payload: Value) -> Value {
         let v = c.post("/v1/records?wait=true", &json!({"payload": payload})).expect("submit").ok_json().unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(v["receipt"]["name"], "accepted", "{what}: {v}");

@@ -16,7 +16,7 @@
 //! own in-memory index of non-empty blocks — and never takes the driver's locks for longer
 //! than one page.
 
-mod format;
+pub mod format;
 mod graph;
 mod i18n;
 mod pages;
