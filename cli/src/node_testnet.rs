@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Args;
-use plaza_testnet::bench::{bench as run_bench, BenchPlan};
+use plaza_testnet::bench::{bench as run_bench, recovery as run_recovery, BenchPlan, Recovery, RecoveryPlan};
 use plaza_testnet::demo::{run_demo, DemoEvent};
 use plaza_testnet::local::{default_dir, interrupt_flag, Layout, LocalTestnet};
 use serde_json::{json, Value};
@@ -67,6 +67,18 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    /// Time block sync instead: the last node misses a chain of --records sales, then catches up.
+    #[arg(long, conflicts_with = "restart")]
+    pub catch_up: bool,
+    /// Time a restart instead: the last node stops after a chain of --records sales and starts again.
+    #[arg(long)]
+    pub restart: bool,
+    /// Sales in the chain for --catch-up and --restart.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub records: u64,
+    /// The rate those sales are offered at, records per second.
+    #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub load_rate: u64,
 }
 
 /// The testnet's errors keep their meaning: a divergence exits with the verification code.
@@ -204,6 +216,9 @@ fn demo(net: &mut LocalTestnet, stop: &std::sync::atomic::AtomicBool, json_out: 
 }
 
 pub fn bench(args: BenchArgs) -> CliResult {
+    if args.catch_up || args.restart {
+        return recovery(args);
+    }
     let plan = BenchPlan {
         nodes: args.nodes,
         rates: args.rates.clone(),
@@ -225,5 +240,39 @@ pub fn bench(args: BenchArgs) -> CliResult {
         );
     }
     println!("bytes on disk per record per node: {}", report.bytes_on_disk_per_record_per_node);
+    let s = &report.store;
+    println!(
+        "node 0's store after compaction: {:.1} MB for {:.1} MB of canonical blocks ({} records, {} blocks): {:.2}x",
+        s.disk_bytes as f64 / 1e6,
+        s.canonical_bytes as f64 / 1e6,
+        s.records,
+        s.blocks,
+        s.ratio
+    );
+    Ok(())
+}
+
+fn recovery(args: BenchArgs) -> CliResult {
+    let plan = RecoveryPlan {
+        kind: if args.catch_up { Recovery::CatchUp } else { Recovery::Restart },
+        nodes: args.nodes,
+        records: args.records,
+        rate: args.load_rate,
+        dir: args.dir.clone().unwrap_or_else(|| default_dir("bench")),
+        binary: this_binary()?,
+    };
+    let r = run_recovery(&plan, &mut |line| eprintln!("{line}")).map_err(from_testnet)?;
+    if args.json {
+        print_json(&serde_json::to_value(&r).map_err(ctx("the report"))?);
+        return Ok(());
+    }
+    let what = if args.catch_up { "catch-up by block sync" } else { "restart" };
+    println!("{what} of node {} of {}: a chain of {} records, height {}", r.nodes - 1, r.nodes, r.chain_records, r.chain_height);
+    if r.store_bytes > 0 {
+        println!("  store on disk          {:>10.1} MB", r.store_bytes as f64 / 1e6);
+    }
+    println!("  API serving after      {:>10.3} s", r.serving_s);
+    println!("  at the chain's height  {:>10.3} s  ({:.0} blocks/s, {:.0} records/s, {:.2} CPU s)", r.caught_up_s, r.blocks_per_s, r.records_per_s, r.cpu_s);
+    println!("  next block after       {:>10.3} s", r.resumed_s);
     Ok(())
 }

@@ -209,16 +209,17 @@ fn bench(c: &mut Criterion) {
     // Built lazily, so filtering for `apply` skips it.
     let day_state: OnceCell<State> = OnceCell::new();
     group.throughput(Throughput::Elements(1_000_000));
+    let day = || {
+        let (_, day) = blocks(&w, 1_000_000);
+        let mut full = base.clone();
+        for (t, records) in &day {
+            let out = full.apply_block(*t, records).expect("block");
+            assert!(out.receipts.iter().all(|r| r.is_accepted()), "bench records are all accepted");
+        }
+        full
+    };
     group.bench_function("statement_1m_records_200_merchants", |b| {
-        let full = day_state.get_or_init(|| {
-            let (_, day) = blocks(&w, 1_000_000);
-            let mut full = base.clone();
-            for (t, records) in &day {
-                let out = full.apply_block(*t, records).expect("block");
-                assert!(out.receipts.iter().all(|r| r.is_accepted()), "bench records are all accepted");
-            }
-            full
-        });
+        let full = day_state.get_or_init(day);
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -228,6 +229,22 @@ fn bench(c: &mut Criterion) {
                 let statement = out.statement.expect("the day closed");
                 black_box(statement.hash());
                 total += clock.elapsed(start);
+            }
+            total
+        })
+    });
+    // What a node pays to keep the state of a block it executed but has not finalized: one
+    // copy of the state after that day (the replica's build, verify and sync take one each).
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("clone_state_after_1m_records", |b| {
+        let full = day_state.get_or_init(day);
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = clock.start();
+                let copy = full.clone();
+                total += clock.elapsed(start);
+                black_box(&copy);
             }
             total
         })

@@ -3,16 +3,24 @@
 //! Blocks are executed through the settlement contract before they are voted on (DESIGN §6):
 //! a proposal is valid only if its records pass the stateless checks, the contract accepts
 //! the block at the header's time, and every root in the header matches what execution
-//! produced. Executed-but-not-final blocks are kept with the state after them, so a chain of
-//! notarized blocks can be extended before the first of them is final. A finalized block is
-//! written in one atomic, synced batch with its receipts (and a statement and a state
-//! snapshot when due); the finalized state is what the API reads.
+//! produced. Executed-but-not-final blocks are kept, so a chain of notarized blocks can be
+//! extended before the first of them is final. A finalized block is written in one atomic,
+//! synced batch with its receipts (and a statement and a state snapshot when due); the
+//! finalized state is what the API reads.
+//!
+//! Two states are kept, not one per executed block: the finalized state, and the *head*, the
+//! state after the block executed last. A state holds every record id and every order ever
+//! applied, so a copy costs time and memory in proportion to the whole chain; a block costs
+//! only its own records to execute. So the next block on the head's block executes on the
+//! head in place; a finalized block is executed a second time, in place on the finalized
+//! state; and a block on any other parent (a fork, a re-proposal after a view change) starts
+//! from a copy of the finalized state with the executed blocks between re-applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use plaza_ledger::block::{Block, BlockHeader, EpochEnd, FinalizedBlock, BLOCK_BYTES_MAX};
-use plaza_ledger::cert::{Certificate, VoteKind};
+use plaza_ledger::cert::{Certificate, ValidatorSet, VoteKind};
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::contract::{InvalidBlock, State, Statement};
 use plaza_ledger::keys::{domain, verify_batch, BatchItem};
@@ -56,9 +64,30 @@ impl Tip {
 /// A block this node executed (built or verified) that is not final yet.
 pub struct Executed {
     pub block: Block,
-    pub state: State,
     pub receipts: Vec<Receipt>,
     pub statement: Option<Statement>,
+}
+
+/// What block sync stored.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    /// The blocks stored, in height order (they stay stored whatever followed).
+    pub stored: Vec<FinalizedInfo>,
+    /// Why the rest of the answer was refused, if it was.
+    pub refused: Option<String>,
+}
+
+/// A final block and what is written with it.
+struct FinalWrite {
+    block: Block,
+    receipts: Vec<Receipt>,
+    statement: Option<Statement>,
+    certificate: Certificate,
+    suffix: Vec<u64>,
+    /// The set after the block, when it ends its epoch.
+    next_validators: Option<ValidatorSet>,
+    /// The state after the block, encoded, when a snapshot is due.
+    snapshot: Option<Vec<u8>>,
 }
 
 /// What finalizing a block changed, for the driver's bookkeeping.
@@ -75,6 +104,8 @@ pub struct Chain<S: ChainStore> {
     state: Arc<RwLock<State>>,
     tip: Tip,
     executed: BTreeMap<Hash, Executed>,
+    /// The state after block `.0` (an executed block or the tip), when one is kept.
+    head: Option<(Hash, State)>,
     snapshot_interval_blocks: u64,
     /// Deliberate bugs (the simulator shows it catches them); only the replica sets them.
     #[doc(hidden)]
@@ -97,6 +128,20 @@ impl<S: ChainStore> Chain<S> {
     /// Opens the chain at the store's tip: the latest snapshot, then the blocks after it
     /// re-executed (each state root checked against its header).
     pub fn open(store: Arc<S>, snapshot_interval_blocks: u64) -> Result<Chain<S>, String> {
+        let (state, tip) = Self::load(&store)?;
+        Ok(Chain {
+            store,
+            state: Arc::new(RwLock::new(state)),
+            tip,
+            executed: BTreeMap::new(),
+            head: None,
+            snapshot_interval_blocks,
+            bugs: ChainBugs::default(),
+        })
+    }
+
+    /// The finalized state and tip from the store alone.
+    fn load(store: &Arc<S>) -> Result<(State, Tip), String> {
         let genesis = store.genesis().clone();
         let tip_height = store.tip_height().map_err(|e| e.to_string())?;
         let (mut height, mut state) = match store.state_snapshot().map_err(|e| e.to_string())? {
@@ -126,14 +171,17 @@ impl<S: ChainStore> Chain<S> {
             Some(b) => Tip::of(&b.block.header),
             None => Tip { height: 0, epoch: 0, view: 0, id: store.alliance_id(), time_ms: genesis.time_ms, ends_epoch: false },
         };
-        Ok(Chain {
-            store,
-            state: Arc::new(RwLock::new(state)),
-            tip,
-            executed: BTreeMap::new(),
-            snapshot_interval_blocks,
-            bugs: ChainBugs::default(),
-        })
+        Ok((state, tip))
+    }
+
+    /// After a failed write: the finalized state and tip are read back from the store, so
+    /// memory never runs ahead of the disk.
+    fn reload(&mut self) -> Result<(), String> {
+        let (state, tip) = Self::load(&self.store)?;
+        *self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+        self.tip = tip;
+        self.head = None;
+        Ok(())
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -154,6 +202,9 @@ impl<S: ChainStore> Chain<S> {
     }
     pub fn forget_executed(&mut self) {
         self.executed.clear();
+        if self.head.as_ref().is_some_and(|(id, _)| *id != self.tip.id) {
+            self.head = None;
+        }
     }
 
     /// The epoch of a block built on `parent` (the finalized tip or an executed block).
@@ -169,12 +220,32 @@ impl<S: ChainStore> Chain<S> {
         self.executed.get(id).is_some_and(|e| e.block.header.ends_epoch())
     }
 
-    /// Runs `f` on the state after `parent` (the finalized tip or an executed block).
-    fn with_parent_state<T>(&self, parent: &Hash, f: impl FnOnce(&State) -> T) -> Option<T> {
-        if *parent == self.tip.id {
-            return Some(f(&state_read(&self.state)));
+    /// The state after `parent` (the finalized tip or an executed block), to execute a child
+    /// on: the head itself when it is that block's (the head is then gone), else a copy of the
+    /// finalized state with the executed blocks from the tip to `parent` applied again.
+    fn state_after(&mut self, parent: &Hash) -> Result<State, String> {
+        if self.head.as_ref().is_some_and(|(id, _)| id == parent)
+            && let Some((_, state)) = self.head.take()
+        {
+            return Ok(state);
         }
-        self.executed.get(parent).map(|e| f(&e.state))
+        let mut path = Vec::new();
+        let mut cursor = *parent;
+        while cursor != self.tip.id {
+            let e = self.executed.get(&cursor).ok_or_else(|| format!("parent {parent} was not executed here"))?;
+            path.push(e);
+            cursor = e.block.header.parent;
+        }
+        let mut state = state_read(&self.state).clone();
+        for e in path.iter().rev() {
+            let h = &e.block.header;
+            let outcome =
+                state.apply_block(h.time_ms, &e.block.records).map_err(|err| format!("re-applying executed block {}: {err}", h.height))?;
+            if outcome.state_root != h.state_root {
+                return Err(format!("re-applying executed block {} gave another state root", h.height));
+            }
+        }
+        Ok(state)
     }
 
     /// Record ids in the executed, not yet final blocks from `parent` back to the tip: a new
@@ -201,19 +272,15 @@ impl<S: ChainStore> Chain<S> {
         proposer: PublicKey,
         mut candidates: Vec<Record>,
     ) -> Result<(Hash, Vec<u8>, Vec<Hash>), String> {
-        let (mut state, validator_set_hash) = self
-            .with_parent_state(&parent, |s| (s.clone(), s.validator_set().hash()))
-            .ok_or_else(|| format!("cannot build on unknown parent {parent}"))?;
         let epoch = self.child_epoch(&parent).ok_or_else(|| format!("cannot build on unknown parent {parent}"))?;
+        let mut state = self.state_after(&parent).map_err(|e| format!("cannot build on {parent}: {e}"))?;
+        let validator_set_hash = state.validator_set().hash();
         let time_ms = now_ms.max(state.last_block_time_ms());
         let mut dropped = Vec::new();
         let outcome = loop {
-            let mut attempt = state.clone();
-            match attempt.apply_block(time_ms, &candidates) {
-                Ok(outcome) => {
-                    state = attempt;
-                    break outcome;
-                }
+            // A refused block leaves the state as it was (`State::apply_block`).
+            match state.apply_block(time_ms, &candidates) {
+                Ok(outcome) => break outcome,
                 Err(e) => {
                     let index = match e {
                         InvalidBlock::WrongAlliance { index, .. }
@@ -248,7 +315,8 @@ impl<S: ChainStore> Chain<S> {
         let block = Block { header, records: candidates };
         let id = block.id();
         let payload = block.to_bytes();
-        self.executed.insert(id, Executed { block, state, receipts: outcome.receipts, statement: outcome.statement });
+        self.executed.insert(id, Executed { block, receipts: outcome.receipts, statement: outcome.statement });
+        self.head = Some((id, state));
         Ok((id, payload, dropped))
     }
 
@@ -305,9 +373,8 @@ impl<S: ChainStore> Chain<S> {
                 return Err(format!("record {} has a bad signature", unknown[bad].id()));
             }
         }
-        let mut state =
-            self.with_parent_state(&parent, State::clone).ok_or_else(|| format!("parent {parent} was not executed here"))?;
         let epoch = self.child_epoch(&parent).ok_or_else(|| format!("parent {parent} was not executed here"))?;
+        let mut state = self.state_after(&parent)?;
         let block = if self.bugs.execute_at_local_time {
             // The bug: the contract's input is this node's clock, not the agreed header.
             let mut local = block;
@@ -316,8 +383,11 @@ impl<S: ChainStore> Chain<S> {
         } else {
             block
         };
+        // A refused proposal leaves `state` unspecified: it is dropped, and the next block on
+        // this parent starts from the finalized state.
         let outcome = execute_checked(&mut state, &block, epoch).map_err(|e| format!("proposal: {e}"))?;
-        self.executed.insert(id, Executed { block, state, receipts: outcome.receipts, statement: outcome.statement });
+        self.executed.insert(id, Executed { block, receipts: outcome.receipts, statement: outcome.statement });
+        self.head = Some((id, state));
         Ok(())
     }
 
@@ -334,18 +404,43 @@ impl<S: ChainStore> Chain<S> {
             return Err(format!("finalized block {id} does not extend the tip"));
         }
         let Some(executed) = self.executed.remove(id) else { return Ok(None) };
-        let info = self.commit(executed, certificate, suffix)?;
-        Ok(Some(info))
+        let Executed { block, receipts, statement } = executed;
+        // The finalized state moves forward by executing the block again, in place: it was
+        // executed on this same state before, so it must give the header's roots again.
+        let (next_validators, snapshot) = {
+            let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let h = &block.header;
+            let again = state.apply_block(h.time_ms, &block.records).map(|o| o.state_root);
+            if again.as_ref() != Ok(&h.state_root) {
+                drop(state);
+                self.reload()?;
+                return Err(format!("finalized block {} executed differently on the finalized state", h.height));
+            }
+            (h.ends_epoch().then(|| state.validator_set().clone()), self.snapshot_due(h.height).then(|| state.to_bytes()))
+        };
+        let write = FinalWrite { block, receipts, statement, certificate, suffix, next_validators, snapshot };
+        match self.store_final(write) {
+            Ok(info) => Ok(Some(info)),
+            Err(e) => {
+                self.reload()?;
+                Err(e)
+            }
+        }
     }
 
-    fn commit(&mut self, executed: Executed, certificate: Certificate, suffix: Vec<u64>) -> Result<FinalizedInfo, String> {
-        let Executed { block, state, receipts, statement } = executed;
+    fn snapshot_due(&self, height: u64) -> bool {
+        height % self.snapshot_interval_blocks == 0
+    }
+
+    /// Writes a final block with its receipts (and statement and snapshot when due) in one
+    /// synced batch and moves the tip; the caller has the finalized state follow.
+    fn store_final(&mut self, write: FinalWrite) -> Result<FinalizedInfo, String> {
+        let FinalWrite { block, receipts, statement, certificate, suffix, next_validators, snapshot } = write;
         let height = block.header.height;
         // The epoch-ending block carries the next set in full (FORMAT.md, "Blocks").
-        let epoch_end = block.header.ends_epoch().then(|| EpochEnd { next_validators: state.validator_set().clone(), suffix });
+        let epoch_end = next_validators.map(|next_validators| EpochEnd { next_validators, suffix });
         let finalized = FinalizedBlock { block, certificate, epoch_end };
         let statement_bytes = statement.as_ref().map(|s| (s.period, s.to_bytes()));
-        let snapshot = (height % self.snapshot_interval_blocks == 0).then(|| state.to_bytes());
         self.store
             .append(BlockWrite {
                 block: &finalized,
@@ -356,74 +451,144 @@ impl<S: ChainStore> Chain<S> {
             .map_err(|e| format!("storing block {height}: {e}"))?;
         let header = &finalized.block.header;
         self.tip = Tip::of(header);
-        *self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
-        // Executed blocks at or below the tip can never be final now.
+        // Executed blocks at or below the tip can never be final now; nor can the head's,
+        // unless it is the tip.
         self.executed.retain(|_, e| e.block.header.height > height);
+        if self.head.as_ref().is_some_and(|(id, _)| *id != self.tip.id && !self.executed.contains_key(id)) {
+            self.head = None;
+        }
         Ok(FinalizedInfo { height, time_ms: header.time_ms, records: finalized.block.records.iter().map(Record::id).collect() })
     }
 
     /// Block sync: checks, executes and stores blocks fetched from a peer, in height order.
     /// A block whose certificate names a descendant is stored once that descendant arrives
-    /// in the same batch. Returns the finalized infos of what was stored.
-    pub fn apply_synced(&mut self, blocks: Vec<FinalizedBlock>) -> Result<Vec<FinalizedInfo>, String> {
+    /// in the same answer.
+    ///
+    /// A block's finalize certificate is checked against the validator set its parent's state
+    /// gives, and the block is re-executed and compared with every root of its header. Its
+    /// records pass the stateless checks, but their signatures are not verified again: the
+    /// certificate's 2f+1 validators, at least f+1 of them honest, verified and executed them
+    /// before voting, and the records root the certificate signs covers every signature
+    /// (CONSENSUS.md, "Block sync"; the auditor's `plaza verify` still checks them all). The
+    /// blocks execute forward on one state; what was stored stays stored when a later block
+    /// is refused.
+    pub fn apply_synced(&mut self, blocks: Vec<FinalizedBlock>) -> SyncOutcome {
         let alliance = self.alliance();
-        let mut stored = Vec::new();
-        let mut waiting: Vec<(Executed, Certificate, Vec<u64>)> = Vec::new();
-        let mut parent_state = state_read(&self.state).clone();
-        let mut parent_id = self.tip.id;
+        let tip_id = self.tip.id;
+        let mut state = match self.state_after(&tip_id) {
+            Ok(state) => state,
+            Err(e) => return SyncOutcome { stored: Vec::new(), refused: Some(e) },
+        };
+        // Checked and executed: `ready` can be stored, `waiting` needs a later certificate.
+        let mut ready: Vec<FinalWrite> = Vec::new();
+        let mut waiting: Vec<FinalWrite> = Vec::new();
+        let mut refused = None;
+        let mut parent_id = tip_id;
         let mut next_height = self.tip.height + 1;
         let mut epoch = self.tip.next_epoch();
         for fb in blocks {
-            let end = fb.suffix_end(&alliance);
-            let FinalizedBlock { block, certificate, epoch_end } = fb;
-            let h = block.header.clone();
-            if h.height < next_height {
+            if fb.block.header.height < next_height {
                 continue;
             }
-            if h.height != next_height || h.parent != parent_id {
-                return Err(format!("synced block {} does not extend height {}", h.height, next_height - 1));
-            }
-            if certificate.target.kind != VoteKind::Finalize {
-                return Err(format!("synced block {} carries no finalization", h.height));
-            }
-            if certificate.target.epoch != h.epoch {
-                return Err(format!("synced block {} of epoch {} carries a certificate of epoch {}", h.height, h.epoch, certificate.target.epoch));
-            }
-            if h.ends_epoch() && certificate.target.block != end {
-                return Err(format!("synced block {} ends its epoch but is not final within it (its own or its suffix's certificate)", h.height));
-            }
-            let set = parent_state.validator_set().clone();
-            certificate.verify(&alliance, &set).map_err(|e| format!("synced block {}: certificate: {e}", h.height))?;
-            if !block.records_match_header() {
-                return Err(format!("synced block {}: records root differs", h.height));
-            }
-            for r in &block.records {
-                r.check(&alliance).map_err(|e| format!("synced block {}: record {}: {e}", h.height, r.id()))?;
-            }
-            let mut state = parent_state.clone();
-            let outcome = execute_checked(&mut state, &block, epoch).map_err(|e| format!("synced block {}: {e}", h.height))?;
-            if let Some(carried) = &epoch_end
-                && carried.next_validators != *state.validator_set()
-            {
-                return Err(format!("synced block {}: the next validator set carried is not the one execution gives", h.height));
-            }
-            let id = block.id();
-            parent_state = state.clone();
-            parent_id = id;
-            next_height += 1;
-            epoch = h.child_epoch();
-            let target = certificate.target.block;
-            let suffix = epoch_end.map(|e| e.suffix).unwrap_or_default();
-            waiting.push((Executed { block, state, receipts: outcome.receipts, statement: outcome.statement }, certificate, suffix));
-            if target == end {
-                for (executed, cert, suffix) in waiting.drain(..) {
-                    stored.push(self.commit(executed, cert, suffix)?);
+            match self.check_synced(&alliance, &mut state, fb, parent_id, next_height, epoch) {
+                Ok((write, final_here)) => {
+                    let h = &write.block.header;
+                    parent_id = h.id();
+                    next_height += 1;
+                    epoch = h.child_epoch();
+                    waiting.push(write);
+                    if final_here {
+                        ready.append(&mut waiting);
+                    }
                 }
-            } else if h.ends_epoch() {
-                return Err(format!("synced block {} ends its epoch with blocks of it still waiting for a descendant", h.height));
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
             }
         }
-        Ok(stored)
+        if refused.is_some() || !waiting.is_empty() {
+            // `state` is past what can be stored, or unspecified after a refused block: the
+            // state after `ready` again from the finalized one. Only a faulty answer, or one
+            // that ends before a certificate it needs, comes here.
+            state = state_read(&self.state).clone();
+            for write in &ready {
+                let h = &write.block.header;
+                if let Err(e) = state.apply_block(h.time_ms, &write.block.records) {
+                    return SyncOutcome { stored: Vec::new(), refused: Some(format!("re-applying synced block {}: {e}", h.height)) };
+                }
+            }
+        }
+        let count = ready.len();
+        let mut stored = Vec::new();
+        for write in ready {
+            match self.store_final(write) {
+                Ok(info) => stored.push(info),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        if stored.len() < count {
+            // A write failed part-way: what is on disk decides.
+            if let Err(e) = self.reload() {
+                refused = Some(e);
+            }
+        } else if !stored.is_empty() {
+            *self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+        } else {
+            self.head = Some((tip_id, state));
+        }
+        SyncOutcome { stored, refused }
+    }
+
+    /// One synced block's checks and execution on `state` (the state after its parent):
+    /// the block's write, and whether it can be stored now (its certificate names it, or for
+    /// an epoch-ending block the end of its suffix).
+    fn check_synced(
+        &self,
+        alliance: &Hash,
+        state: &mut State,
+        fb: FinalizedBlock,
+        parent_id: Hash,
+        next_height: u64,
+        epoch: u64,
+    ) -> Result<(FinalWrite, bool), String> {
+        let end = fb.suffix_end(alliance);
+        let FinalizedBlock { block, certificate, epoch_end } = fb;
+        let h = &block.header;
+        if h.height != next_height || h.parent != parent_id {
+            return Err(format!("synced block {} does not extend height {}", h.height, next_height - 1));
+        }
+        if certificate.target.kind != VoteKind::Finalize {
+            return Err(format!("synced block {} carries no finalization", h.height));
+        }
+        if certificate.target.epoch != h.epoch {
+            return Err(format!("synced block {} of epoch {} carries a certificate of epoch {}", h.height, h.epoch, certificate.target.epoch));
+        }
+        if h.ends_epoch() && certificate.target.block != end {
+            return Err(format!("synced block {} ends its epoch but is not final within it (its own or its suffix's certificate)", h.height));
+        }
+        certificate.verify(alliance, state.validator_set()).map_err(|e| format!("synced block {}: certificate: {e}", h.height))?;
+        if !block.records_match_header() {
+            return Err(format!("synced block {}: records root differs", h.height));
+        }
+        for r in &block.records {
+            r.check_without_signature(alliance).map_err(|e| format!("synced block {}: record {}: {e}", h.height, r.id()))?;
+        }
+        let outcome = execute_checked(state, &block, epoch).map_err(|e| format!("synced block {}: {e}", h.height))?;
+        if let Some(carried) = &epoch_end
+            && carried.next_validators != *state.validator_set()
+        {
+            return Err(format!("synced block {}: the next validator set carried is not the one execution gives", h.height));
+        }
+        let next_validators = h.ends_epoch().then(|| state.validator_set().clone());
+        let snapshot = self.snapshot_due(h.height).then(|| state.to_bytes());
+        let final_here = certificate.target.block == end;
+        let suffix = epoch_end.map(|e| e.suffix).unwrap_or_default();
+        let write = FinalWrite { block, receipts: outcome.receipts, statement: outcome.statement, certificate, suffix, next_validators, snapshot };
+        Ok((write, final_here))
     }
 
     /// Blocks `from..` for a peer's sync request, up to `bytes_max` in total.

@@ -384,6 +384,9 @@ impl Driver {
                 };
                 info!(%peer_id, role, "peer connected");
                 self.update_peer_status();
+                if role != "observer" {
+                    self.replica.peer_connected(self.now());
+                }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
                 if num_established == 0 {

@@ -432,9 +432,11 @@ impl<S: ChainStore> Replica<S> {
             );
         }
         let before = self.chain.tip().height;
-        let stored = self.chain.apply_synced(blocks).map_err(|e| format!("sync: refused blocks: {e}"))?;
+        let outcome = self.chain.apply_synced(blocks);
+        let refused = outcome.refused.map(|e| format!("sync: refused blocks: {e}"));
+        let stored = outcome.stored;
         if stored.is_empty() {
-            return Ok(());
+            return refused.map_or(Ok(()), Err);
         }
         let after = stored.last().map_or(before, |i| i.height);
         info!(from = before + 1, to = after, peer_tip = response.tip, "synced finalized blocks");
@@ -447,10 +449,22 @@ impl<S: ChainStore> Replica<S> {
         if restart {
             self.restart_consensus()?;
         }
+        if let Some(e) = refused {
+            // What was stored before the refused block counts; the rest comes from another peer.
+            return Err(e);
+        }
         if response.tip > after {
             self.request_sync(1);
         }
         Ok(())
+    }
+
+    /// A member peer connected (this node started, or a link came back): a node that was
+    /// away is behind, so it asks for blocks at once rather than at the next sync tick (the
+    /// peer answers with nothing when it is not ahead).
+    pub fn peer_connected(&mut self, now: Now) {
+        self.now = now;
+        self.request_sync(1);
     }
 
     /// Our sync request got no answer (no peer, a failed stream).

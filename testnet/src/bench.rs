@@ -53,7 +53,41 @@ pub struct BenchReport {
     pub peak_committed_per_s: f64,
     pub efficiency_ratio_at_peak: f64,
     pub bytes_on_disk_per_record_per_node: u64,
+    /// Node 0's store after a full compaction, against the canonical encodings of the
+    /// finalized blocks it holds (records, headers, certificates).
+    pub store: StoreBytes,
     pub dir: String,
+}
+
+/// A stopped node's store: bytes on disk after compaction against canonical bytes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoreBytes {
+    pub records: u64,
+    pub blocks: u64,
+    /// The finalized blocks' canonical encodings (`FinalizedBlock`), summed.
+    pub canonical_bytes: u64,
+    pub disk_bytes_before_compaction: u64,
+    pub disk_bytes: u64,
+    /// `disk_bytes / canonical_bytes`.
+    pub ratio: f64,
+}
+
+/// Measures a stopped node's store (its data directory).
+pub fn store_bytes(data: &Path) -> Result<StoreBytes, Error> {
+    use plaza_ledger::codec::Encode;
+    let store = plaza_ledger::store::Store::open(data).map_err(|e| Error::failed(format!("opening {}: {e}", data.display())))?;
+    let tip = store.tip_height().map_err(|e| Error::failed(e.to_string()))?;
+    let mut out = StoreBytes { blocks: tip, ..StoreBytes::default() };
+    for h in 1..=tip {
+        let block = store.block(h).map_err(|e| Error::failed(e.to_string()))?.ok_or_else(|| Error::failed(format!("block {h} missing")))?;
+        out.records += block.block.records.len() as u64;
+        out.canonical_bytes += block.to_bytes().len() as u64;
+    }
+    out.disk_bytes_before_compaction = store.disk_bytes();
+    store.compact();
+    out.disk_bytes = store.disk_bytes();
+    out.ratio = out.disk_bytes as f64 / out.canonical_bytes.max(1) as f64;
+    Ok(out)
 }
 
 /// Verifications per second of `verify_batch` on one core (batches of 64 record signatures).
@@ -170,6 +204,8 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
     let total_records = load::finalized_records(&clients[0]);
     let disk: u64 = net.nodes.iter().map(|n| dir_bytes(&n.home.join("data"))).sum();
     net.stop_all();
+    progress("compacting node 0's store…");
+    let store = store_bytes(&net.nodes[0].home.join("data"))?;
     let peak = rows.iter().map(|r| r.committed_per_s).fold(0.0, f64::max);
     Ok(BenchReport {
         nodes: plan.nodes,
@@ -179,6 +215,157 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
         peak_committed_per_s: peak,
         efficiency_ratio_at_peak: peak * plan.nodes as f64 / verify_rate,
         bytes_on_disk_per_record_per_node: if total_records > 0 { disk / total_records / plan.nodes as u64 } else { 0 },
+        store,
+        dir: plan.dir.display().to_string(),
+    })
+}
+
+/// What `plaza bench --catch-up` or `--restart` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recovery {
+    /// The last node is killed before the load and started after it: block sync of the whole
+    /// chain it missed.
+    CatchUp,
+    /// The last node takes the load with the others, is stopped (SIGTERM) and started again:
+    /// opening the store, the snapshot and the blocks after it, then serving.
+    Restart,
+}
+
+/// A recovery measurement's plan.
+pub struct RecoveryPlan {
+    pub kind: Recovery,
+    pub nodes: usize,
+    /// Sales committed before the node comes back.
+    pub records: u64,
+    /// The rate they are offered at, records per second.
+    pub rate: u64,
+    pub dir: PathBuf,
+    pub binary: PathBuf,
+}
+
+/// A recovery measurement's figures (printed as JSON by `plaza bench --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RecoveryReport {
+    pub kind: Recovery,
+    pub nodes: usize,
+    /// Records in the chain (card issues and sales) when the node comes back.
+    pub chain_records: u64,
+    /// The chain's height the node must reach.
+    pub chain_height: u64,
+    /// Its store's size on disk when it comes back (for a restart; 0 for a catch-up).
+    pub store_bytes: u64,
+    /// Seconds from starting the process to its API answering with its p2p address bound.
+    pub serving_s: f64,
+    /// Seconds from starting the process to holding `chain_height`.
+    pub caught_up_s: f64,
+    /// Seconds from starting the process to a block above `chain_height` (consensus resumed).
+    pub resumed_s: f64,
+    /// Blocks and records per second of `caught_up_s`.
+    pub blocks_per_s: f64,
+    pub records_per_s: f64,
+    /// CPU seconds the returning node spent until it held `chain_height`.
+    pub cpu_s: f64,
+    pub dir: String,
+}
+
+fn height_of(node: &LocalNode) -> u64 {
+    node.height().unwrap_or(0)
+}
+
+/// Builds a chain of `plan.records` sales with the last node away (catch-up) or taking part
+/// (restart), brings the last node back and times it.
+pub fn recovery(plan: &RecoveryPlan, progress: &mut dyn FnMut(&str)) -> Result<RecoveryReport, Error> {
+    if plan.kind == Recovery::CatchUp && plan.nodes < 4 {
+        return Err(Error::failed("--catch-up needs at least 4 nodes: the others must finalize without the one that is away"));
+    }
+    let stop = interrupt_flag();
+    let mut net = LocalTestnet::prepare(&plan.dir, plan.nodes, false, &plan.binary, Layout::Loopback)?;
+    net.start_all()?;
+    net.wait_height(1, Duration::from_secs(60), &stop)?;
+    let last = plan.nodes - 1;
+    let clients: Vec<Client> = net.nodes.iter().map(LocalNode::client).collect::<Result<_, _>>()?;
+    let live: Vec<Client> = if plan.kind == Recovery::CatchUp { clients[..last].to_vec() } else { clients.clone() };
+    let alliance = api::status(&clients[0])?.alliance()?;
+    let signers: Vec<Keypair> = net.merchants.iter().map(|m| clone_key(&m.keypair)).collect::<Result<_, _>>()?;
+    let (cards, setup) = load::card_setup(&signers, alliance);
+    load::submit_all_final(&clients[0], &setup)?;
+    if plan.kind == Recovery::CatchUp {
+        net.kill(last);
+    }
+    // Signed in chunks just before they are offered, so no record is older than its window.
+    let chunk = (plan.rate * 10).max(1);
+    let mut order = 0u64;
+    let mut offered = 0u64;
+    let final_before = load::finalized_records(&clients[0]);
+    let started = Instant::now();
+    while offered < plan.records {
+        if stop.load(Ordering::SeqCst) {
+            return Err(Error::failed("interrupted"));
+        }
+        let n = chunk.min(plan.records - offered);
+        let records = load::to_hex(&load::sales(&signers, &cards, alliance, "R", &mut order, n as usize, wall_ms()));
+        load::offer_open_loop(&live, &records, plan.rate);
+        offered += n;
+        let done = load::finalized_records(&clients[0]).saturating_sub(final_before);
+        progress(&format!("  {offered} offered, {done} final ({:.0} s)", started.elapsed().as_secs_f64()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while load::finalized_records(&clients[0]) < final_before + plan.records && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let chain_records = load::finalized_records(&clients[0]);
+    if chain_records < final_before + plan.records {
+        return Err(Error::failed(format!("only {} of {} records became final", chain_records - final_before, plan.records)));
+    }
+    let chain_height = height_of(&net.nodes[0]);
+    let mut store_bytes = 0;
+    if plan.kind == Recovery::Restart {
+        // The returning node holds the whole chain before it stops.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while height_of(&net.nodes[last]) < chain_height && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        net.stop(last);
+        store_bytes = dir_bytes(&net.nodes[last].home.join("data"));
+    }
+    progress(&format!("{} records final at height {chain_height}; starting node {last}…", chain_records));
+    let spawned = Instant::now();
+    net.start(last)?;
+    let serving_s = spawned.elapsed().as_secs_f64();
+    let pid = net.nodes[last].child.as_ref().map(std::process::Child::id);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut caught_up_s = f64::NAN;
+    let mut cpu_s = f64::NAN;
+    loop {
+        net.check_alive(last)?;
+        let h = height_of(&net.nodes[last]);
+        if caught_up_s.is_nan() && h >= chain_height {
+            caught_up_s = spawned.elapsed().as_secs_f64();
+            cpu_s = pid.map_or(0.0, cpu_seconds);
+        }
+        if h > chain_height {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::failed(format!("node {last} reached height {h} of {chain_height} within 600 s")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let resumed_s = spawned.elapsed().as_secs_f64();
+    net.stop_all();
+    Ok(RecoveryReport {
+        kind: plan.kind,
+        nodes: plan.nodes,
+        chain_records,
+        chain_height,
+        store_bytes,
+        serving_s,
+        caught_up_s,
+        resumed_s,
+        blocks_per_s: chain_height as f64 / caught_up_s,
+        records_per_s: chain_records as f64 / caught_up_s,
+        cpu_s,
         dir: plan.dir.display().to_string(),
     })
 }

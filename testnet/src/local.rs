@@ -337,6 +337,25 @@ impl LocalTestnet {
         }
     }
 
+    /// SIGTERM to node `index`, then wait (SIGKILL after a grace period).
+    pub fn stop(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+
     /// SIGTERM to every node, then wait (SIGKILL after a grace period).
     pub fn stop_all(&mut self) {
         for n in &mut self.nodes {

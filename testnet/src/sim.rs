@@ -863,6 +863,9 @@ impl Cluster {
                         self.store_finalized(node, height, &records);
                     }
                 }
+                // Its peers connect (the simulated network links every pair).
+                let mut replica = replica;
+                replica.peer_connected(now);
                 self.nodes[node].replica = Some(replica);
                 self.perform(node);
             }

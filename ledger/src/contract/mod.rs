@@ -421,7 +421,8 @@ impl State {
         &self.policies
     }
 
-    /// Applies one block (see the module docs).
+    /// Applies one block (see the module docs). A block refused with [`InvalidBlock`] leaves
+    /// the state as it was: those checks run before anything changes.
     pub fn apply_block(&mut self, block_time_ms: u64, records: &[Record]) -> Result<BlockOutcome, InvalidBlock> {
         self.check_block(block_time_ms, records)?;
         // S10: the first block in a later period closes the earlier one before its records apply.
