@@ -808,8 +808,12 @@ impl State {
             let lot_id = self.next_lot;
             let mut new_lot = None;
             if let Some(c) = self.cards.get_mut(&card_id) {
-                // Breakage (S7): expired lots lapse when the card is next touched.
-                c.lots.retain(|l| l.expires_at_ms > te && l.points > 0);
+                // Breakage (S7): expired lots lapse when the card is next touched. The lots are
+                // sorted by expiry and none is empty (every change below removes an emptied
+                // lot; the decoder refuses either), so the expired ones are a prefix: a card
+                // with thousands of lots is not scanned on every sale.
+                let expired = c.lots.partition_point(|l| l.expires_at_ms <= te);
+                c.lots.drain(..expired);
                 for (lot, take) in &plan.consume {
                     if let Some(l) = c.lots.iter_mut().find(|l| l.id == *lot) {
                         l.points -= *take;

@@ -140,9 +140,15 @@ impl Encode for Card {
 }
 impl Decode for Card {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let home = PublicKey::decode(r)?;
+        let lots: Vec<Lot> = r.seq("lots", LIST_MAX)?;
+        // What execution keeps (rules.rs relies on it): sorted by (expiry, id), no empty lot.
+        if lots.iter().any(|l| l.points == 0) || lots.windows(2).any(|w| (w[0].expires_at_ms, w[0].id) >= (w[1].expires_at_ms, w[1].id)) {
+            return Err(DecodeError::invalid("lots", "a card's lots must hold points and be sorted by (expires at, id)"));
+        }
         Ok(Card {
-            home: PublicKey::decode(r)?,
-            lots: r.seq("lots", LIST_MAX)?,
+            home,
+            lots,
             debt: r.seq("debt", LIST_MAX)?,
             last_referral: r.option("last referral")?,
             recent: r.seq("recent sales", LIST_MAX)?,
@@ -705,6 +711,23 @@ mod tests {
         w.u64(lot.expires_at_ms);
         assert_eq!(lot.to_bytes(), w.into_bytes());
         assert_eq!(Lot::from_bytes(&lot.to_bytes(), 64), Ok(lot));
+    }
+
+    #[test]
+    fn a_card_decodes_only_with_sorted_lots_that_hold_points() {
+        let issuer = Keypair::from_seed(b"lot/issuer").public();
+        let lot = |id, points, expires_at_ms| Lot { id, issuer, points, spendable_at_ms: 0, expires_at_ms };
+        let card = |lots| Card { home: issuer, lots, debt: Vec::new(), last_referral: None, recent: Vec::new() };
+        let good = card(vec![lot(2, 5, 10), lot(1, 5, 20), lot(3, 5, 20)]);
+        assert_eq!(Card::from_bytes(&good.to_bytes(), 1 << 16), Ok(good));
+        for bad in [
+            card(vec![lot(1, 5, 20), lot(2, 5, 10)]),
+            card(vec![lot(3, 5, 20), lot(1, 5, 20)]),
+            card(vec![lot(1, 5, 20), lot(1, 5, 20)]),
+            card(vec![lot(1, 0, 20)]),
+        ] {
+            assert!(matches!(Card::from_bytes(&bad.to_bytes(), 1 << 16), Err(DecodeError::Invalid { what: "lots", .. })), "{bad:?}");
+        }
     }
 
     #[test]
