@@ -67,6 +67,9 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    /// Sample node 0 with perf during the last rate step and print where its CPU went.
+    #[arg(long, conflicts_with_all = ["catch_up", "restart"])]
+    pub profile: bool,
     /// Time block sync instead: the last node misses a chain of --records sales, then catches up.
     #[arg(long, conflicts_with = "restart")]
     pub catch_up: bool,
@@ -225,6 +228,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         step_seconds: args.step_seconds,
         dir: args.dir.clone().unwrap_or_else(|| default_dir("bench")),
         binary: this_binary()?,
+        profile: args.profile,
     };
     let report = run_bench(&plan, &mut |line| eprintln!("{line}")).map_err(from_testnet)?;
     if args.json {
@@ -249,6 +253,23 @@ pub fn bench(args: BenchArgs) -> CliResult {
         s.blocks,
         s.ratio
     );
+    if let Some(p) = &report.profile {
+        println!(
+            "node 0 at {}/s offered: {:.1} µs of CPU per committed record ({:.2}x one batched verification, {:.1} µs); {} samples",
+            p.offered_per_s,
+            p.cpu_us_per_record,
+            p.cpu_us_per_record / p.verification_us,
+            p.verification_us,
+            p.samples
+        );
+        for (stage, share, us) in &p.stages {
+            println!("  {:<36} {:>5.1} %  {:>7.1} µs", stage, share * 100.0, us);
+        }
+        println!("  hottest functions:");
+        for (share, f) in &p.top {
+            println!("  {:>5.1} %  {}", share * 100.0, f.chars().take(110).collect::<String>());
+        }
+    }
     Ok(())
 }
 

@@ -241,3 +241,27 @@ fn two_testnets_started_at_once_both_run() {
     }
     assert_ne!(nets[0].0.net.alliance, nets[1].0.net.alliance);
 }
+
+/// `plaza bench --catch-up` and `--restart` (issue 17) run end to end and report a node that
+/// came back holding the whole chain: the figures are consistent with each other (no timing
+/// is asserted: that is the benchmark's job).
+#[test]
+fn bench_times_a_catch_up_and_a_restart() {
+    for (mode, nodes) in [("--catch-up", "4"), ("--restart", "1")] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(PLAZA)
+            .args(["bench", mode, "--nodes", nodes, "--records", "3000", "--load-rate", "1500", "--json", "--dir"])
+            .arg(dir.path().join("bench"))
+            .stderr(Stdio::null())
+            .output()
+            .expect("run plaza bench");
+        assert!(out.status.success(), "plaza bench {mode} failed: {}", String::from_utf8_lossy(&out.stdout));
+        let r: Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+        let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{mode}: no {k} in {r}"));
+        assert_eq!(r["kind"], mode.trim_start_matches("--"));
+        assert!(f("chain_records") >= 3000.0 && f("chain_height") >= 1.0, "{r}");
+        assert!(f("serving_s") > 0.0 && f("serving_s") <= f("caught_up_s") && f("caught_up_s") <= f("resumed_s"), "{r}");
+        assert!(f("cpu_s") > 0.0, "{r}");
+        assert_eq!(f("store_bytes") > 0.0, mode == "--restart", "{r}");
+    }
+}

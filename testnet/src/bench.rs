@@ -26,6 +26,8 @@ pub struct BenchPlan {
     pub dir: PathBuf,
     /// The `plaza` binary the nodes run.
     pub binary: PathBuf,
+    /// Sample node 0 with `perf` during the last step and break its CPU down by stage.
+    pub profile: bool,
 }
 
 /// One rate step's figures.
@@ -56,7 +58,84 @@ pub struct BenchReport {
     /// Node 0's store after a full compaction, against the canonical encodings of the
     /// finalized blocks it holds (records, headers, certificates).
     pub store: StoreBytes,
+    /// Node 0's CPU in the last step by stage, with `--profile`.
+    pub profile: Option<Profile>,
     pub dir: String,
+}
+
+/// Where node 0's CPU went during one step: `perf` samples, each counted for the crate of
+/// the function it landed in (its leaf frame), scaled to microseconds per committed record.
+#[derive(Clone, Debug, Serialize)]
+pub struct Profile {
+    pub offered_per_s: u64,
+    pub samples: u64,
+    /// Node 0's CPU per committed record, microseconds.
+    pub cpu_us_per_record: f64,
+    /// One batched signature verification, microseconds (the ceiling measured in this run).
+    pub verification_us: f64,
+    /// (stage, share of the samples, microseconds per record), largest first.
+    pub stages: Vec<(String, f64, f64)>,
+    /// The hottest functions: (share, function).
+    pub top: Vec<(f64, String)>,
+}
+
+/// The stage a sampled function belongs to, by its crate or library.
+fn stage_of(dso: &str, symbol: &str) -> &'static str {
+    let has = |needles: &[&str]| needles.iter().any(|n| symbol.contains(n));
+    if symbol.starts_with("[k]") {
+        "kernel (syscalls, fsync, sockets)"
+    } else if has(&["curve25519", "ed25519", "sha2::", "sha512"]) {
+        "signature verification"
+    } else if has(&["blake3"]) {
+        "hashing (ids, roots)"
+    } else if has(&["plaza_ledger::contract", "plaza_ledger::execute"]) {
+        "execution (settlement contract)"
+    } else if has(&["rocksdb", "LZ4", "crc32c", "Rocks", "leveldb"]) || dso.contains("rocksdb") {
+        "storage (RocksDB)"
+    } else if has(&["libp2p", "yamux", "snow::", "chacha", "poly1305", "gossipsub", "quick_protobuf", "multistream", "noise"]) {
+        "network (libp2p, noise, gossip)"
+    } else if has(&["serde_json", "hyper", "axum", "httparse", "plaza_node::api", "plaza_node::json", "hex::"]) {
+        "API admission (HTTP, JSON)"
+    } else if has(&["plaza_consensus"]) {
+        "consensus"
+    } else if has(&["plaza_ledger::codec", "plaza_ledger::record", "plaza_ledger::block", "plaza_node::wire"]) {
+        "encoding and decoding"
+    } else if has(&["tokio", "mio::", "futures"]) {
+        "async runtime"
+    } else if has(&["malloc", "free", "memcpy", "memmove", "memset", "alloc::", "realloc", "_int_"]) {
+        "memory (allocator, copies)"
+    } else {
+        "other"
+    }
+}
+
+fn perf_report(data: &Path) -> Result<Vec<(f64, String, String)>, Error> {
+    let out = std::process::Command::new("perf")
+        .args(["report", "--stdio", "--no-children", "--sort", "dso,sym", "-i"])
+        .arg(data)
+        .output()
+        .map_err(|e| Error::failed(format!("perf report: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some((pct, rest)) = line.split_once('%') else { continue };
+        let Ok(pct) = pct.trim().parse::<f64>() else { continue };
+        let rest = rest.trim();
+        let (dso, sym) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        rows.push((pct, dso.to_owned(), sym.trim().to_owned()));
+    }
+    Ok(rows)
+}
+
+fn perf_samples(data: &Path) -> u64 {
+    let Ok(out) = std::process::Command::new("perf").args(["report", "--stdio", "--header-only", "-i"]).arg(data).output() else { return 0 };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.contains("sample") && l.contains("nr_samples"))
+        .and_then(|l| l.rsplit('=').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A stopped node's store: bytes on disk after compaction against canonical bytes.
@@ -165,6 +244,8 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
     load::submit_all_final(&clients[0], &setup)?;
     let mut order = 0u64;
     let mut rows = Vec::new();
+    let mut profile = None;
+    let last_rate = plan.rates.last().copied();
     for &rate in &plan.rates {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -174,6 +255,21 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
         let records = load::to_hex(&load::sales(&signers, &cards, alliance, "B", &mut order, total, wall_ms()));
         let cpu_before = nodes_cpu(&net);
         let final_before = load::finalized_records(&clients[0]);
+        let node0 = net.nodes[0].child.as_ref().map(std::process::Child::id);
+        let node0_cpu_before = node0.map_or(0.0, cpu_seconds);
+        let perf_data = plan.dir.join("perf.data");
+        let mut perf = match (plan.profile && Some(rate) == last_rate, node0) {
+            (true, Some(pid)) => Some(
+                std::process::Command::new("perf")
+                    .args(["record", "-q", "-F", "499", "-p", &pid.to_string(), "-o"])
+                    .arg(&perf_data)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| Error::failed(format!("--profile needs perf (Debian's linux-perf): {e}")))?,
+            ),
+            _ => None,
+        };
         let started = Instant::now();
         let probes = Probes::start(clients[1 % clients.len()].clone(), &signers[0], alliance, order + 10_000_000)?;
         let offered = load::offer_open_loop(&clients, &records, rate);
@@ -185,6 +281,31 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
         let elapsed = started.elapsed().as_secs_f64();
         let latencies = probes.finish();
         let committed = load::finalized_records(&clients[0]).saturating_sub(final_before);
+        if let Some(mut p) = perf.take() {
+            let node0_cpu = node0.map_or(0.0, cpu_seconds) - node0_cpu_before;
+            let _ = std::process::Command::new("kill").arg("-INT").arg(p.id().to_string()).status();
+            let _ = p.wait();
+            progress("  reading the profile…");
+            let rows = perf_report(&perf_data)?;
+            let per_record = node0_cpu * 1e6 / committed.max(1) as f64;
+            let mut stages: std::collections::BTreeMap<&'static str, f64> = std::collections::BTreeMap::new();
+            for (pct, dso, sym) in &rows {
+                *stages.entry(stage_of(dso, sym)).or_default() += pct;
+            }
+            let total: f64 = stages.values().sum::<f64>().max(f64::MIN_POSITIVE);
+            let mut stages: Vec<(String, f64, f64)> =
+                stages.into_iter().map(|(k, v)| (k.to_owned(), v / total, per_record * v / total)).collect();
+            stages.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let top = rows.iter().take(12).map(|(pct, _, sym)| (pct / 100.0, sym.clone())).collect();
+            profile = Some(Profile {
+                offered_per_s: rate,
+                samples: perf_samples(&perf_data),
+                cpu_us_per_record: per_record,
+                verification_us: 1e6 / verify_rate,
+                stages,
+                top,
+            });
+        }
         let throughput = committed as f64 / elapsed;
         let step = BenchStep {
             offered_per_s: rate,
@@ -216,6 +337,7 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
         efficiency_ratio_at_peak: peak * plan.nodes as f64 / verify_rate,
         bytes_on_disk_per_record_per_node: if total_records > 0 { disk / total_records / plan.nodes as u64 } else { 0 },
         store,
+        profile,
         dir: plan.dir.display().to_string(),
     })
 }

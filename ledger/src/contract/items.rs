@@ -41,8 +41,13 @@ impl Item {
     }
 }
 
-/// Empty item slots a snapshot may hold (a period close compacts them; 2^26 is far more than
-/// a period creates and bounds what decoding allocates).
+/// Empty item slots a snapshot may hold: items removed (locked into the period's statement,
+/// or reversed to zero) since the last period close, which compacts them. A busy period
+/// leaves millions, so the bound is high; but empty slots take no bytes in a snapshot and a
+/// hash each, twice over, in the rebuilt tree, so a crafted snapshot of a few hundred bytes
+/// makes decoding allocate up to 4 GiB before its root is checked (found by the
+/// `ledger_values` fuzz target; docs/BENCHMARKS.md, "Fuzzing"). Making a snapshot pay for its
+/// empty slots (runs of them encoded) is the fix still to make.
 const EMPTY_SLOTS_MAX: u64 = 1 << 26;
 
 /// Item ids per chunk of [`Items`].

@@ -195,6 +195,11 @@ impl RawSales {
         if slots != len as u64 {
             return Err(DecodeError::invalid("sales", "a table's slots are exactly its entries"));
         }
+        // Every sale takes more than 8 bytes (its slot alone is a u64): a count the bytes
+        // left cannot hold is refused before anything is allocated for it.
+        if len > r.remaining() / 8 {
+            return Err(DecodeError::invalid("sales", "more sales than the snapshot's bytes can hold"));
+        }
         let mut raw: Vec<(NamedKey, Sale, RawSaleParties, u64)> = Vec::with_capacity(len.min(r.remaining() / 64));
         let mut taken = vec![false; len];
         for _ in 0..len {
