@@ -129,13 +129,8 @@ fn perf_report(data: &Path) -> Result<Vec<(f64, String, String)>, Error> {
 }
 
 fn perf_samples(data: &Path) -> u64 {
-    let Ok(out) = std::process::Command::new("perf").args(["report", "--stdio", "--header-only", "-i"]).arg(data).output() else { return 0 };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .find(|l| l.contains("sample") && l.contains("nr_samples"))
-        .and_then(|l| l.rsplit('=').next())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let Ok(out) = std::process::Command::new("perf").args(["script", "-F", "ip", "-i"]).arg(data).output() else { return 0 };
+    out.stdout.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 /// A stopped node's store: bytes on disk after compaction against canonical bytes.
