@@ -42,12 +42,9 @@ impl Item {
 }
 
 /// Empty item slots a snapshot may hold: items removed (locked into the period's statement,
-/// or reversed to zero) since the last period close, which compacts them. A busy period
-/// leaves millions, so the bound is high; but empty slots take no bytes in a snapshot and a
-/// hash each, twice over, in the rebuilt tree, so a crafted snapshot of a few hundred bytes
-/// makes decoding allocate up to 4 GiB before its root is checked (found by the
-/// `ledger_values` fuzz target; docs/BENCHMARKS.md, "Fuzzing"). Making a snapshot pay for its
-/// empty slots (runs of them encoded) is the fix still to make.
+/// or reversed to zero) since the last period close, which compacts them. They take no bytes
+/// in a snapshot and no memory in the decoded tree (sparse chunks, `tree.rs`); the bound keeps
+/// the slot count sane.
 const EMPTY_SLOTS_MAX: u64 = 1 << 26;
 
 /// Item ids per chunk of [`Items`].
@@ -272,19 +269,23 @@ impl RawItems {
     pub fn resolve(self, accounts: &Accounts) -> Result<Items, DecodeError> {
         let mut items = Items::default();
         let party = |p: &Party| accounts.id(p).ok_or_else(|| DecodeError::invalid("items", "an item's party has no balance"));
-        let mut leaves = vec![EMPTY; self.slots as usize];
+        // The empty slots stay sparse: they cost the snapshot no bytes (`SlotTree::from_sparse`).
+        let mut leaves = Vec::with_capacity(self.items.len());
         let mut buffer = Writer::new();
         for (id, debtor, creditor, amount, kind, source, lock_at_ms, held, slot) in self.items {
             let item = Item { debtor: party(&debtor)?, creditor: party(&creditor)?, amount, kind, source, lock_at_ms, held };
-            leaves[slot as usize] = leaf_of(&mut buffer, |w| {
-                w.u64(id);
-                item.encode(w, accounts);
-            });
+            leaves.push((
+                slot,
+                leaf_of(&mut buffer, |w| {
+                    w.u64(id);
+                    item.encode(w, accounts);
+                }),
+            ));
             items.insert(id, item);
             items.entry_mut(id).expect("just inserted").1 = slot;
         }
         items.dirty.clear();
-        items.tree = SlotTree::from_leaves(leaves);
+        items.tree = SlotTree::from_sparse(self.slots, leaves);
         Ok(items)
     }
 }

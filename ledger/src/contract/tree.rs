@@ -38,12 +38,23 @@ const CHUNK: usize = 1024;
 /// A growable array of hashes stored in chunks of at most [`CHUNK`]: growing never moves more
 /// than one chunk. A tree level of a table of millions of entries is tens of megabytes; a
 /// `Vec` doubling it copied the whole level each time and touched about twice its size in
-/// fresh memory. Every chunk but the last is full.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// fresh memory. Every chunk but the last is full. A chunk may be *sparse*: held as an empty
+/// `Vec`, every hash in it `EMPTY`, materialized when written. Runs of removed entries then
+/// cost no memory: a snapshot's empty slots take no bytes, so a decoded tree must not pay a
+/// hash per empty slot either (a crafted snapshot of a few hundred bytes made decoding
+/// allocate 4 GiB; found by the `ledger_values` fuzz target).
+#[derive(Clone, Debug, Default)]
 struct Hashes {
     chunks: Vec<Vec<Hash>>,
     len: usize,
 }
+
+impl PartialEq for Hashes {
+    fn eq(&self, other: &Hashes) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+impl Eq for Hashes {}
 
 impl Hashes {
     fn from_vec(hashes: Vec<Hash>) -> Hashes {
@@ -53,19 +64,41 @@ impl Hashes {
         }
         Hashes { chunks: hashes.chunks(CHUNK).map(<[Hash]>::to_vec).collect(), len }
     }
+    /// `n` hashes, all `EMPTY`, in sparse chunks.
+    fn empty(n: usize) -> Hashes {
+        Hashes { chunks: vec![Vec::new(); n.div_ceil(CHUNK)], len: n }
+    }
     #[inline]
     fn len(&self) -> usize {
         self.len
     }
+    /// The number of hashes chunk `c` holds.
+    #[inline]
+    fn chunk_len(&self, c: usize) -> usize {
+        (self.len - c * CHUNK).min(CHUNK)
+    }
+    #[inline]
+    fn is_sparse(&self, c: usize) -> bool {
+        self.chunks[c].is_empty()
+    }
+    fn materialize(&mut self, c: usize) {
+        if self.chunks[c].is_empty() {
+            let n = self.chunk_len(c);
+            let mut chunk = Vec::with_capacity(CHUNK.min(n.max(4)));
+            chunk.resize(n, EMPTY);
+            self.chunks[c] = chunk;
+        }
+    }
     #[inline]
     fn push(&mut self, hash: Hash) {
-        match self.chunks.last_mut() {
-            Some(last) if last.len() < CHUNK => last.push(hash),
-            _ => {
-                let mut chunk = Vec::with_capacity(if self.len < CHUNK { 4 } else { CHUNK });
-                chunk.push(hash);
-                self.chunks.push(chunk);
-            }
+        if self.len % CHUNK != 0 {
+            let c = self.chunks.len() - 1;
+            self.materialize(c);
+            self.chunks[c].push(hash);
+        } else {
+            let mut chunk = Vec::with_capacity(if self.len < CHUNK { 4 } else { CHUNK });
+            chunk.push(hash);
+            self.chunks.push(chunk);
         }
         self.len += 1;
     }
@@ -75,8 +108,17 @@ impl Hashes {
             self.push(EMPTY);
         }
     }
-    fn iter(&self) -> impl Iterator<Item = &Hash> {
-        self.chunks.iter().flat_map(|c| c.iter())
+    fn iter(&self) -> impl Iterator<Item = Hash> + '_ {
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            let sparse = if chunk.is_empty() { self.chunk_len(c) } else { 0 };
+            chunk.iter().copied().chain(std::iter::repeat_n(EMPTY, sparse))
+        })
+    }
+    /// `EMPTY` hashes held, counted without expanding sparse chunks.
+    fn count_empty(&self) -> u64 {
+        (0..self.chunks.len())
+            .map(|c| if self.is_sparse(c) { self.chunk_len(c) } else { self.chunks[c].iter().filter(|h| **h == EMPTY).count() })
+            .sum::<usize>() as u64
     }
 }
 
@@ -85,13 +127,15 @@ impl std::ops::Index<usize> for Hashes {
     #[inline]
     fn index(&self, i: usize) -> &Hash {
         debug_assert!(i < self.len);
-        &self.chunks[i / CHUNK][i % CHUNK]
+        let chunk = &self.chunks[i / CHUNK];
+        if chunk.is_empty() { &EMPTY } else { &chunk[i % CHUNK] }
     }
 }
 impl std::ops::IndexMut<usize> for Hashes {
     #[inline]
     fn index_mut(&mut self, i: usize) -> &mut Hash {
         debug_assert!(i < self.len);
+        self.materialize(i / CHUNK);
         &mut self.chunks[i / CHUNK][i % CHUNK]
     }
 }
@@ -109,15 +153,46 @@ pub(crate) struct SlotTree {
 impl SlotTree {
     /// A tree over `leaves` (slot order), all nodes computed.
     pub fn from_leaves(leaves: Vec<Hash>) -> SlotTree {
-        let empty = leaves.iter().filter(|l| **l == EMPTY).count() as u64;
-        let mut below = leaves;
-        let mut levels = Vec::new();
-        while below.len() >= 2 {
-            let above: Vec<Hash> = below.chunks_exact(2).map(|pair| node(&pair[0], &pair[1])).collect();
-            levels.push(Hashes::from_vec(std::mem::replace(&mut below, above)));
+        SlotTree::build(Hashes::from_vec(leaves))
+    }
+
+    /// A tree of `slots` slots, `EMPTY` but for `leaves` (slot, leaf), all nodes computed:
+    /// the empty runs cost neither memory nor hashing.
+    pub fn from_sparse(slots: u64, leaves: impl IntoIterator<Item = (u64, Hash)>) -> SlotTree {
+        let mut level = Hashes::empty(usize::try_from(slots).unwrap_or(usize::MAX));
+        for (slot, leaf) in leaves {
+            if leaf != EMPTY {
+                level[slot as usize] = leaf;
+            }
         }
-        if !below.is_empty() || levels.is_empty() {
-            levels.push(Hashes::from_vec(below));
+        SlotTree::build(level)
+    }
+
+    fn build(leaves: Hashes) -> SlotTree {
+        let empty = leaves.count_empty();
+        let mut levels = vec![leaves];
+        loop {
+            let below = &levels[levels.len() - 1];
+            if below.len() < 2 {
+                break;
+            }
+            let parents = below.len() / 2;
+            let mut above = Hashes::empty(parents);
+            let mut p = 0;
+            while p < parents {
+                // Chunk boundaries are even, so a chunk's children pairs stay within it.
+                let c = 2 * p / CHUNK;
+                if below.is_sparse(c) {
+                    p = (c + 1) * CHUNK / 2;
+                    continue;
+                }
+                let h = node(&below[2 * p], &below[2 * p + 1]);
+                if h != EMPTY {
+                    above[p] = h;
+                }
+                p += 1;
+            }
+            levels.push(above);
         }
         SlotTree { levels, dirty: Vec::new(), empty }
     }
@@ -244,7 +319,7 @@ impl SlotTree {
     pub fn compact(&mut self) -> Vec<u64> {
         self.commit();
         let levels = std::mem::take(&mut self.levels);
-        let leaves: Vec<Hash> = levels.first().map(|l| l.iter().copied().collect()).unwrap_or_default();
+        let leaves: Vec<Hash> = levels.first().map(|l| l.iter().collect()).unwrap_or_default();
         drop(levels);
         let mut map = Vec::with_capacity(leaves.len());
         let mut kept = Vec::with_capacity(leaves.len() - self.empty as usize);
@@ -264,6 +339,35 @@ impl SlotTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sparse_tree_is_the_dense_tree_without_the_memory() {
+        for n in [1u64, 2, 3, 1023, 1024, 1025, 2048, 5000, 70_001] {
+            let leaves: Vec<(u64, Hash)> = (0..n).filter(|s| s % 997 == 3 || *s == n - 1).map(|s| (s, Hash::digest(&s.to_be_bytes()))).collect();
+            let mut dense = vec![EMPTY; n as usize];
+            for (s, l) in &leaves {
+                dense[*s as usize] = *l;
+            }
+            let mut a = SlotTree::from_sparse(n, leaves.iter().copied());
+            let mut b = SlotTree::from_leaves(dense);
+            assert_eq!(a, b, "n = {n}");
+            assert_eq!(a.root(), b.root(), "n = {n}");
+            assert_eq!(a.empty_slots(), b.empty_slots());
+            for s in [0, n / 2, n - 1] {
+                assert_eq!(a.prove(s), b.prove(s), "n = {n}, slot {s}");
+            }
+            // Written after building, sparse and dense stay alike.
+            a.set(0, Hash::digest(b"x"));
+            b.set(0, Hash::digest(b"x"));
+            a.push(Hash::digest(b"y"));
+            b.push(Hash::digest(b"y"));
+            assert_eq!(a.root(), b.root(), "n = {n} after writes");
+        }
+        // 2^26 empty slots and two leaves: only the chunks on the leaves' paths are held.
+        let big = SlotTree::from_sparse(1 << 26, [(5, Hash::digest(b"a")), ((1 << 26) - 1, Hash::digest(b"b"))]);
+        let held: usize = big.levels.iter().map(|l| l.chunks.iter().map(Vec::len).sum::<usize>()).sum();
+        assert!(held <= 2 * 27 * CHUNK, "{held} hashes held");
+    }
 
     /// The root by definition: RFC 9162's recursion with the empty-subtree rule.
     fn reference(leaves: &[Hash]) -> Hash {
