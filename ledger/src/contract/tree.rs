@@ -93,7 +93,9 @@ impl Hashes {
     fn push(&mut self, hash: Hash) {
         if self.len % CHUNK != 0 {
             let c = self.chunks.len() - 1;
-            self.materialize(c);
+            if self.chunks[c].is_empty() {
+                self.materialize(c);
+            }
             self.chunks[c].push(hash);
         } else {
             let mut chunk = Vec::with_capacity(if self.len < CHUNK { 4 } else { CHUNK });
@@ -127,16 +129,19 @@ impl std::ops::Index<usize> for Hashes {
     #[inline]
     fn index(&self, i: usize) -> &Hash {
         debug_assert!(i < self.len);
-        let chunk = &self.chunks[i / CHUNK];
-        if chunk.is_empty() { &EMPTY } else { &chunk[i % CHUNK] }
+        // A sparse chunk has no element at any index: the bounds check is the branch.
+        self.chunks[i / CHUNK].get(i % CHUNK).unwrap_or(&EMPTY)
     }
 }
 impl std::ops::IndexMut<usize> for Hashes {
     #[inline]
     fn index_mut(&mut self, i: usize) -> &mut Hash {
         debug_assert!(i < self.len);
-        self.materialize(i / CHUNK);
-        &mut self.chunks[i / CHUNK][i % CHUNK]
+        let (c, j) = (i / CHUNK, i % CHUNK);
+        if j >= self.chunks[c].len() {
+            self.materialize(c);
+        }
+        &mut self.chunks[c][j]
     }
 }
 
