@@ -233,16 +233,21 @@ impl<S: ChainStore> Chain<S> {
         let mut cursor = *parent;
         while cursor != self.tip.id {
             let e = self.executed.get(&cursor).ok_or_else(|| format!("parent {parent} was not executed here"))?;
-            path.push(e);
+            path.push(&e.block);
             cursor = e.block.header.parent;
         }
+        self.replayed(path.into_iter().rev())
+    }
+
+    /// A copy of the finalized state with `blocks` (the tip's descendants, in order, all
+    /// executed here before) applied again, each checked against its header's state root.
+    fn replayed<'a>(&self, blocks: impl IntoIterator<Item = &'a Block>) -> Result<State, String> {
         let mut state = state_read(&self.state).clone();
-        for e in path.iter().rev() {
-            let h = &e.block.header;
-            let outcome =
-                state.apply_block(h.time_ms, &e.block.records).map_err(|err| format!("re-applying executed block {}: {err}", h.height))?;
+        for block in blocks {
+            let h = &block.header;
+            let outcome = state.apply_block(h.time_ms, &block.records).map_err(|e| format!("re-applying block {}: {e}", h.height))?;
             if outcome.state_root != h.state_root {
-                return Err(format!("re-applying executed block {} gave another state root", h.height));
+                return Err(format!("re-applying block {} gave another state root", h.height));
             }
         }
         Ok(state)
@@ -407,15 +412,15 @@ impl<S: ChainStore> Chain<S> {
         let Executed { block, receipts, statement } = executed;
         // The finalized state moves forward by executing the block again, in place: it was
         // executed on this same state before, so it must give the header's roots again.
+        let h = &block.header;
+        let again = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner).apply_block(h.time_ms, &block.records);
+        if again.map(|o| o.state_root).as_ref() != Ok(&h.state_root) {
+            self.reload()?;
+            return Err(format!("finalized block {} executed differently on the finalized state", h.height));
+        }
+        // Encoded under a read lock: the API keeps reading while a snapshot is written out.
         let (next_validators, snapshot) = {
-            let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let h = &block.header;
-            let again = state.apply_block(h.time_ms, &block.records).map(|o| o.state_root);
-            if again.as_ref() != Ok(&h.state_root) {
-                drop(state);
-                self.reload()?;
-                return Err(format!("finalized block {} executed differently on the finalized state", h.height));
-            }
+            let state = state_read(&self.state);
             (h.ends_epoch().then(|| state.validator_set().clone()), self.snapshot_due(h.height).then(|| state.to_bytes()))
         };
         let write = FinalWrite { block, receipts, statement, certificate, suffix, next_validators, snapshot };
@@ -511,13 +516,10 @@ impl<S: ChainStore> Chain<S> {
             // `state` is past what can be stored, or unspecified after a refused block: the
             // state after `ready` again from the finalized one. Only a faulty answer, or one
             // that ends before a certificate it needs, comes here.
-            state = state_read(&self.state).clone();
-            for write in &ready {
-                let h = &write.block.header;
-                if let Err(e) = state.apply_block(h.time_ms, &write.block.records) {
-                    return SyncOutcome { stored: Vec::new(), refused: Some(format!("re-applying synced block {}: {e}", h.height)) };
-                }
-            }
+            state = match self.replayed(ready.iter().map(|w| &w.block)) {
+                Ok(state) => state,
+                Err(e) => return SyncOutcome { stored: Vec::new(), refused: Some(e) },
+            };
         }
         let count = ready.len();
         let mut stored = Vec::new();

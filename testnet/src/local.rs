@@ -340,43 +340,22 @@ impl LocalTestnet {
     /// SIGTERM to node `index`, then wait (SIGKILL after a grace period).
     pub fn stop(&mut self, index: usize) {
         if let Some(mut child) = self.nodes[index].child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+            terminate(&child);
+            reap(&mut child, Instant::now() + STOP_GRACE);
         }
     }
 
     /// SIGTERM to every node, then wait (SIGKILL after a grace period).
     pub fn stop_all(&mut self) {
-        for n in &mut self.nodes {
+        for n in &self.nodes {
             if let Some(child) = &n.child {
-                let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+                terminate(child);
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + STOP_GRACE;
         for n in &mut self.nodes {
             if let Some(mut child) = n.child.take() {
-                loop {
-                    match child.try_wait() {
-                        Ok(Some(_)) | Err(_) => break,
-                        Ok(None) if Instant::now() > deadline => {
-                            let _ = child.kill();
-                            let _ = child.wait();
-                            break;
-                        }
-                        Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                    }
-                }
+                reap(&mut child, deadline);
             }
         }
     }
@@ -535,4 +514,26 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
         f.store(true, Ordering::SeqCst);
     });
     flag
+}
+
+/// How long a stopped node may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+fn terminate(child: &Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+}
+
+/// Waits for `child` to exit, killing it at `deadline`.
+fn reap(child: &mut Child, deadline: Instant) {
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
