@@ -253,6 +253,12 @@ pub fn bench(args: BenchArgs) -> CliResult {
         s.blocks,
         s.ratio
     );
+    let families: Vec<String> = s.families.iter().map(|(name, bytes)| format!("{name} {:.1} MB", *bytes as f64 / 1e6)).collect();
+    println!("  by column family: {}", families.join(", "));
+    println!(
+        "  without the state snapshot (taken at height {}): {:.2}x the canonical blocks",
+        s.snapshot_height, s.ratio_without_snapshot
+    );
     if let Some(p) = &report.profile {
         println!(
             "node 0 at {}/s offered: {:.1} µs of CPU per committed record ({:.2}x one batched verification, {:.1} µs); {} samples",

@@ -80,6 +80,14 @@ impl BlockWrite<'_> {
     }
 }
 
+/// A snapshot can only be put for the state after the tip.
+fn check_snapshot_height(height: u64, tip: u64) -> Result<(), StoreError> {
+    if height != tip {
+        return Err(StoreError::BadAppend { height, reason: format!("a state snapshot must be taken at the tip, {tip}") });
+    }
+    Ok(())
+}
+
 /// What the chain and the replica read and write. Every write is one atomic, synced batch.
 pub trait ChainStore {
     fn genesis(&self) -> &Genesis;
@@ -94,6 +102,21 @@ pub trait ChainStore {
     fn block_receipts(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError>;
     /// The latest state snapshot: the height it was taken after, and its bytes.
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+    /// Hands the latest state snapshot's height and bytes to `read`, from the store's own
+    /// buffer where it can (a snapshot is some 200 MB at a million records: each copy of it is
+    /// fresh memory the kernel zeroes first). False when there is none.
+    fn read_state_snapshot(&self, read: &mut dyn FnMut(u64, &[u8])) -> Result<bool, StoreError> {
+        match self.state_snapshot()? {
+            Some((height, bytes)) => {
+                read(height, &bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    /// Replaces the state snapshot with one taken after the tip, `height` (a node stopping
+    /// writes one, so its restart re-executes no block), in one synced write.
+    fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError>;
     /// Writes entries of the consensus log in one synced atomic batch.
     fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError>;
     /// Deletes the consensus-log entries with keys below `key`.
@@ -230,6 +253,12 @@ impl ChainStore for MemStore {
     }
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Ok(self.inner().snapshot.clone())
+    }
+    fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        check_snapshot_height(height, self.tip_height()?)?;
+        self.take_write()?;
+        self.inner().snapshot = Some((height, snapshot.to_vec()));
+        Ok(())
     }
     fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
         self.take_write()?;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use common_samples::*;
 use plaza_ledger::block::{Block, BlockHeader, FinalizedBlock};
 use plaza_ledger::cert::{Certificate, VoteTarget};
-use plaza_ledger::receipt::Receipt;
+use plaza_ledger::receipt::{Code, Receipt};
 use plaza_ledger::record::{CardId, Payload, Record, RecordBody};
 use plaza_ledger::store::{BlockWrite, Store, StoreError};
 use plaza_ledger::Hash;
@@ -138,6 +138,35 @@ fn foreign_and_damaged_directories_give_clear_errors() {
     std::fs::write(path.join("CURRENT"), "MANIFEST-999999\n").expect("write");
     let err = Store::open(&path).err().expect("damaged");
     assert!(!err.to_string().is_empty());
+}
+
+#[test]
+fn receipts_live_in_the_record_index_and_a_version_1_store_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data");
+    let store = Store::create(&path, &genesis()).expect("create");
+    let (block, mut receipts) = block_at(1, store.alliance_id());
+    receipts[1] = Receipt::new(receipts[1].record, Code::DuplicateOrder);
+    store.append(BlockWrite { block: &block, receipts: &receipts, statement: None, state_snapshot: None }).expect("append");
+    assert_eq!(store.receipts_of(&block).expect("read"), receipts);
+    for r in &receipts {
+        assert_eq!(store.receipt(&r.record).expect("read"), Some(*r));
+    }
+    assert_eq!(store.receipt(&Hash::digest(b"never written")).expect("read"), None);
+    drop(store);
+
+    // A store as version 1 laid it out: receipts in a column family of their own.
+    let old = dir.path().join("v1");
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let names = ["meta", "blocks", "block_ids", "records", "receipts", "state", "statements", "votes"];
+    let db = rocksdb::DB::open_cf(&opts, &old, names).expect("a version 1 layout");
+    db.put_cf(db.cf_handle("meta").expect("meta"), b"format", b"plaza-store-v1").expect("marker");
+    drop(db);
+    let err = Store::open(&old).err().expect("refused");
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    assert!(err.to_string().contains("plaza-store-v1"), "{err}");
 }
 
 const CHILD_ENV: &str = "PLAZA_STORE_CHILD_DIR";

@@ -26,6 +26,7 @@ use plaza_ledger::contract::{InvalidBlock, State, Statement};
 use plaza_ledger::keys::{domain, verify_batch, BatchItem};
 use plaza_ledger::receipt::Receipt;
 use plaza_ledger::record::Record;
+use plaza_ledger::audit::state_proof::snapshot_at_or_below;
 use plaza_ledger::execute::execute_checked;
 use plaza_ledger::store::{BlockWrite, ChainStore};
 use plaza_ledger::{Hash, PublicKey};
@@ -107,6 +108,10 @@ pub struct Chain<S: ChainStore> {
     /// The state after block `.0` (an executed block or the tip), when one is kept.
     head: Option<(Hash, State)>,
     snapshot_interval_blocks: u64,
+    /// The height of the stored state snapshot (0: none).
+    snapshot_height: u64,
+    /// The snapshot's height when the chain was opened: the blocks above it were re-executed.
+    opened_from: u64,
     /// Deliberate bugs (the simulator shows it catches them); only the replica sets them.
     #[doc(hidden)]
     pub bugs: ChainBugs,
@@ -128,7 +133,7 @@ impl<S: ChainStore> Chain<S> {
     /// Opens the chain at the store's tip: the latest snapshot, then the blocks after it
     /// re-executed (each state root checked against its header).
     pub fn open(store: Arc<S>, snapshot_interval_blocks: u64) -> Result<Chain<S>, String> {
-        let (state, tip) = Self::load(&store)?;
+        let (state, tip, snapshot_height) = Self::load(&store)?;
         Ok(Chain {
             store,
             state: Arc::new(RwLock::new(state)),
@@ -136,21 +141,21 @@ impl<S: ChainStore> Chain<S> {
             executed: BTreeMap::new(),
             head: None,
             snapshot_interval_blocks,
+            snapshot_height,
+            opened_from: snapshot_height,
             bugs: ChainBugs::default(),
         })
     }
 
-    /// The finalized state and tip from the store alone.
-    fn load(store: &Arc<S>) -> Result<(State, Tip), String> {
+    /// The finalized state and tip from the store alone, and the snapshot's height.
+    fn load(store: &Arc<S>) -> Result<(State, Tip, u64), String> {
         let genesis = store.genesis().clone();
         let tip_height = store.tip_height().map_err(|e| e.to_string())?;
-        let (mut height, mut state) = match store.state_snapshot().map_err(|e| e.to_string())? {
-            Some((h, bytes)) if h <= tip_height => {
-                let state = State::decode_snapshot(&bytes).map_err(|e| format!("state snapshot at height {h}: {e}"))?;
-                (h, state)
-            }
-            _ => (0, State::from_genesis(&genesis)),
+        let (mut height, mut state) = match snapshot_at_or_below(store.as_ref(), tip_height)? {
+            Some((h, state)) => (h, state),
+            None => (0, State::from_genesis(&genesis)),
         };
+        let snapshot_height = height;
         if height > 0 {
             let block = store.block(height).map_err(|e| e.to_string())?.ok_or("snapshot block missing")?;
             if block.block.header.state_root != state.state_root() {
@@ -171,17 +176,24 @@ impl<S: ChainStore> Chain<S> {
             Some(b) => Tip::of(&b.block.header),
             None => Tip { height: 0, epoch: 0, view: 0, id: store.alliance_id(), time_ms: genesis.time_ms, ends_epoch: false },
         };
-        Ok((state, tip))
+        Ok((state, tip, snapshot_height))
     }
 
     /// After a failed write: the finalized state and tip are read back from the store, so
     /// memory never runs ahead of the disk.
     fn reload(&mut self) -> Result<(), String> {
-        let (state, tip) = Self::load(&self.store)?;
+        let (state, tip, snapshot_height) = Self::load(&self.store)?;
         *self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state;
         self.tip = tip;
+        self.snapshot_height = snapshot_height;
         self.head = None;
         Ok(())
+    }
+
+    /// The height of the snapshot the chain was opened from (0: from genesis); the blocks
+    /// from there to the tip were re-executed then.
+    pub fn opened_from_snapshot(&self) -> u64 {
+        self.opened_from
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -437,11 +449,25 @@ impl<S: ChainStore> Chain<S> {
         height % self.snapshot_interval_blocks == 0
     }
 
+    /// Writes a snapshot of the finalized state when the stored one is older than the tip, so
+    /// the next start re-executes no block (a stopping node calls it). Returns the height
+    /// written, if one was.
+    pub fn snapshot_tip(&mut self) -> Result<Option<u64>, String> {
+        if self.tip.height == self.snapshot_height {
+            return Ok(None);
+        }
+        let bytes = state_read(&self.state).to_bytes();
+        self.store.put_state_snapshot(self.tip.height, &bytes).map_err(|e| format!("writing the state snapshot at {}: {e}", self.tip.height))?;
+        self.snapshot_height = self.tip.height;
+        Ok(Some(self.tip.height))
+    }
+
     /// Writes a final block with its receipts (and statement and snapshot when due) in one
     /// synced batch and moves the tip; the caller has the finalized state follow.
     fn store_final(&mut self, write: FinalWrite) -> Result<FinalizedInfo, String> {
         let FinalWrite { block, receipts, statement, certificate, suffix, next_validators, snapshot } = write;
         let height = block.header.height;
+        let snapshot_written = snapshot.is_some();
         // The epoch-ending block carries the next set in full (FORMAT.md, "Blocks").
         let epoch_end = next_validators.map(|next_validators| EpochEnd { next_validators, suffix });
         let finalized = FinalizedBlock { block, certificate, epoch_end };
@@ -456,6 +482,9 @@ impl<S: ChainStore> Chain<S> {
             .map_err(|e| format!("storing block {height}: {e}"))?;
         let header = &finalized.block.header;
         self.tip = Tip::of(header);
+        if snapshot_written {
+            self.snapshot_height = height;
+        }
         // Executed blocks at or below the tip can never be final now; nor can the head's,
         // unless it is the tip.
         self.executed.retain(|_, e| e.block.header.height > height);

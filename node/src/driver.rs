@@ -75,9 +75,12 @@ pub async fn run(home: &Path) -> Result<(), String> {
     let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool_records_max, config.mempool_records_per_merchant_max)));
     let replica_key = Keypair::from_secret(&merchant.secret_bytes()).map_err(|e| e.to_string())?;
     let now = Now { ms: 1, wall_ms: clock.now_ms() };
+    let opening = std::time::Instant::now();
     let replica = Replica::open(store.clone(), replica_key, ReplicaConfig::from_node(&config), mempool.clone(), now)?;
     let alliance = replica.chain().alliance();
     let height = replica.chain().tip().height;
+    let snapshot = replica.chain().opened_from_snapshot();
+    info!(height, snapshot, reexecuted = height - snapshot, ms = opening.elapsed().as_millis() as u64, "chain opened: the state snapshot at {snapshot} and {} blocks re-executed", height - snapshot);
     let (tip_tx, tip_rx) = watch::channel(height);
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_MAX);
     let mut swarm = net::build_swarm(network.secret_bytes(), &alliance)?;
@@ -144,6 +147,21 @@ pub async fn run(home: &Path) -> Result<(), String> {
     let result = driver.run_loop().await;
     let _ = api_stop_tx.send(());
     let _ = api_task.await;
+    if result.is_ok() {
+        // A stopping node snapshots its finalized state, so the next start re-executes no block
+        // (docs/NODE.md, "Stopping and restarting").
+        let started = Instant::now();
+        match driver.replica.chain_mut().snapshot_tip() {
+            Ok(Some(height)) => info!(height, ms = started.elapsed().as_millis() as u64, "state snapshot written at the tip"),
+            Ok(None) => {}
+            Err(e) => warn!("{e}; the next start re-executes the blocks after the last snapshot"),
+        }
+        let flushing = Instant::now();
+        match driver.shared.store.flush() {
+            Ok(()) => info!(ms = flushing.elapsed().as_millis() as u64, "store flushed"),
+            Err(e) => warn!("the store was not flushed ({e}); the next start replays its log"),
+        }
+    }
     info!("plaza node stopped");
     result
 }

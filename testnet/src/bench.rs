@@ -144,6 +144,12 @@ pub struct StoreBytes {
     pub disk_bytes: u64,
     /// `disk_bytes / canonical_bytes`.
     pub ratio: f64,
+    /// After compaction, per column family (`blocks`, `records`, `state`, …).
+    pub families: Vec<(String, u64)>,
+    /// The state snapshot's height, and the store without it against the canonical blocks:
+    /// the chain's own overhead (the snapshot is the state, which grows with what is open).
+    pub snapshot_height: u64,
+    pub ratio_without_snapshot: f64,
 }
 
 /// Measures a stopped node's store (its data directory).
@@ -161,6 +167,10 @@ pub fn store_bytes(data: &Path) -> Result<StoreBytes, Error> {
     store.compact();
     out.disk_bytes = store.disk_bytes();
     out.ratio = out.disk_bytes as f64 / out.canonical_bytes.max(1) as f64;
+    out.families = store.family_bytes().into_iter().map(|(name, bytes)| (name.to_owned(), bytes)).collect();
+    let state: u64 = out.families.iter().filter(|(name, _)| name == "state").map(|(_, b)| b).sum();
+    store.read_state_snapshot(&mut |h, _| out.snapshot_height = h).map_err(|e| Error::failed(e.to_string()))?;
+    out.ratio_without_snapshot = out.disk_bytes.saturating_sub(state) as f64 / out.canonical_bytes.max(1) as f64;
     Ok(out)
 }
 

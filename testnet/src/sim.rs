@@ -379,6 +379,8 @@ struct Node {
     store: Arc<MemStore>,
     /// Increments with every crash; events of an earlier life are stale.
     life: u64,
+    /// The height it wrote a state snapshot at when it last stopped cleanly.
+    stopped_at: Option<u64>,
     /// A consensus-log write on the disk, and the effects waiting behind it.
     writing: bool,
     held: VecDeque<Effect>,
@@ -526,6 +528,7 @@ impl Cluster {
                     replica: None,
                     store: Arc::new(MemStore::new(&genesis)),
                     life: 0,
+                    stopped_at: None,
                     writing: false,
                     held: VecDeque::new(),
                     skew_ms,
@@ -784,6 +787,16 @@ impl Cluster {
             Event::Crash { node } => {
                 self.trace.update(&[3, node as u8]);
                 let state = &mut self.nodes[node];
+                // Every second one is a clean stop: the node snapshots its state at the tip as
+                // the real one does on SIGTERM (its restart then re-executes nothing). A write
+                // the simulated disk refuses leaves the older snapshot, as in the node.
+                state.stopped_at = None;
+                if state.life % 2 == 1
+                    && let Some(replica) = state.replica.as_mut()
+                    && replica.chain_mut().snapshot_tip().is_ok()
+                {
+                    state.stopped_at = Some(replica.chain().tip().height);
+                }
                 state.replica = None;
                 state.life += 1;
                 state.writing = false;
@@ -849,6 +862,14 @@ impl Cluster {
                 // The store's chain is what this node finalized before (checked then).
                 let tip = replica.chain().tip().height;
                 let honest = self.nodes[node].role == Role::Honest;
+                if let Some(stopped) = self.nodes[node].stopped_at.take()
+                    && (replica.chain().opened_from_snapshot(), tip) != (stopped, stopped)
+                {
+                    self.violations.push(format!(
+                        "node {node} stopped cleanly at height {stopped} but reopened at {tip} from the snapshot at {}",
+                        replica.chain().opened_from_snapshot()
+                    ));
+                }
                 if self.finalized[node].len() as u64 > tip && honest {
                     self.violations.push(format!("node {node} reopened at height {tip}, below what it had finalized"));
                 }

@@ -168,13 +168,27 @@ fn parse_friendly(kind: &str, value: &str) -> Result<(u8, Vec<u8>), String> {
     Ok((tag, w.into_bytes()))
 }
 
+/// The store's state snapshot decoded, when it is at or below `tip` (decoded from the store's
+/// buffer, not a copy).
+pub fn snapshot_at_or_below<S: ChainStore + ?Sized>(store: &S, tip: u64) -> Result<Option<(u64, State)>, String> {
+    let mut decoded = None;
+    store
+        .read_state_snapshot(&mut |h, bytes| {
+            if h <= tip {
+                decoded = Some(State::decode_snapshot(bytes).map(|state| (h, state)).map_err(|e| format!("state snapshot at height {h}: {e}")));
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    decoded.transpose()
+}
+
 /// The state after the store's tip: its latest snapshot, then the blocks after it re-executed
 /// (each state root checked against its header).
 pub fn state_at_tip<S: ChainStore + ?Sized>(store: &S) -> Result<State, String> {
     let tip = store.tip_height().map_err(|e| e.to_string())?;
-    let (mut height, mut state) = match store.state_snapshot().map_err(|e| e.to_string())? {
-        Some((h, bytes)) if h <= tip => (h, State::decode_snapshot(&bytes).map_err(|e| format!("state snapshot at height {h}: {e}"))?),
-        _ => (0, State::from_genesis(store.genesis())),
+    let (mut height, mut state) = match snapshot_at_or_below(store, tip)? {
+        Some((h, state)) => (h, state),
+        None => (0, State::from_genesis(store.genesis())),
     };
     loop {
         if height > 0 {

@@ -1,12 +1,13 @@
 //! The RocksDB store (DESIGN §8, docs/FORMAT.md §8): the node's [`ChainStore`].
 //!
 //! Column families: `meta` (format marker, genesis, tip), `blocks` (height → finalized block),
-//! `block_ids` (block id → height), `records` (record id → height ‖ index), `receipts`
-//! (record id → receipt), `state` (the latest state snapshot), `statements` (period → bytes),
-//! `votes` (the consensus vote log, opaque here).
+//! `block_ids` (block id → height), `records` (record id → height ‖ index ‖ receipt code: where
+//! the record is and what execution made of it; its receipt is the id and that code), `state`
+//! (the latest state snapshot), `statements` (period → bytes), `votes` (the consensus vote log,
+//! opaque here).
 //!
 //! Every finalized block is written in one atomic, synced write batch together with its
-//! records' index, receipts, the tip and optionally a statement and a state snapshot, so a
+//! records' index entries, the tip and optionally a statement and a state snapshot, so a
 //! process killed at any instant reopens at a block boundary. Values are decoded and checked
 //! on read; RocksDB's block checksums and paranoid checks are on.
 
@@ -22,7 +23,9 @@ use crate::hash::Hash;
 use crate::receipt::Receipt;
 
 /// Written once at creation; a directory without it is not a Plaza store.
-pub const FORMAT_MARKER: &[u8] = b"plaza-store-v1";
+pub const FORMAT_MARKER: &[u8] = b"plaza-store-v2";
+/// Version 1 kept each receipt in a column family of its own, keyed by the record id again.
+const FORMAT_V1_RECEIPTS: &str = "receipts";
 /// The largest state snapshot the store will read back.
 pub const STATE_SNAPSHOT_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;
 
@@ -30,11 +33,29 @@ const CF_META: &str = "meta";
 const CF_BLOCKS: &str = "blocks";
 const CF_BLOCK_IDS: &str = "block_ids";
 const CF_RECORDS: &str = "records";
-const CF_RECEIPTS: &str = "receipts";
 const CF_STATE: &str = "state";
 const CF_STATEMENTS: &str = "statements";
 const CF_VOTES: &str = "votes";
-const COLUMN_FAMILIES: [&str; 8] = [CF_META, CF_BLOCKS, CF_BLOCK_IDS, CF_RECORDS, CF_RECEIPTS, CF_STATE, CF_STATEMENTS, CF_VOTES];
+const COLUMN_FAMILIES: [&str; 7] = [CF_META, CF_BLOCKS, CF_BLOCK_IDS, CF_RECORDS, CF_STATE, CF_STATEMENTS, CF_VOTES];
+
+/// A `records` entry: u64 height ‖ u32 index ‖ u16 receipt code, big-endian.
+const RECORD_ENTRY_BYTES: usize = 14;
+
+fn record_entry(height: u64, index: u32, code: u16) -> [u8; RECORD_ENTRY_BYTES] {
+    let mut entry = [0u8; RECORD_ENTRY_BYTES];
+    entry[..8].copy_from_slice(&height.to_be_bytes());
+    entry[8..12].copy_from_slice(&index.to_be_bytes());
+    entry[12..].copy_from_slice(&code.to_be_bytes());
+    entry
+}
+
+fn parse_record_entry(bytes: &[u8]) -> Result<(RecordLocation, u16), StoreError> {
+    let entry: &[u8; RECORD_ENTRY_BYTES] = bytes.try_into().map_err(|_| StoreError::Corrupt("record index entry".into()))?;
+    let height = u64::from_be_bytes(entry[..8].try_into().expect("8 bytes"));
+    let index = u32::from_be_bytes(entry[8..12].try_into().expect("4 bytes"));
+    let code = u16::from_be_bytes(entry[12..].try_into().expect("2 bytes"));
+    Ok((RecordLocation { height, index }, code))
+}
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_GENESIS: &[u8] = b"genesis";
@@ -154,6 +175,13 @@ impl Store {
             return Err(not_a_store("no database in it; run `plaza init` first".into()));
         }
         let existing = DB::list_cf(&Options::default(), path).map_err(|e| not_a_store(e.into_string()))?;
+        if existing.iter().any(|e| e == FORMAT_V1_RECEIPTS) {
+            return Err(not_a_store(
+                "it is in format plaza-store-v1, written by an earlier Plaza; this version keeps receipts in the record index \
+                 (plaza-store-v2): move it aside, run `plaza init` again and the node syncs the chain from the alliance"
+                    .into(),
+            ));
+        }
         for cf in COLUMN_FAMILIES {
             if !existing.iter().any(|e| e == cf) {
                 return Err(not_a_store(format!("column family {cf:?} is missing")));
@@ -258,11 +286,8 @@ impl Store {
         batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), write.block.to_bytes());
         batch.put_cf(self.cf(CF_BLOCK_IDS), id.as_bytes(), height.to_be_bytes());
         for (index, (record, receipt)) in write.block.block.records.iter().zip(write.receipts).enumerate() {
-            let mut location = [0u8; 12];
-            location[..8].copy_from_slice(&height.to_be_bytes());
-            location[8..].copy_from_slice(&(index as u32).to_be_bytes());
-            batch.put_cf(self.cf(CF_RECORDS), record.id().as_bytes(), location);
-            batch.put_cf(self.cf(CF_RECEIPTS), record.id().as_bytes(), receipt.to_bytes());
+            // `BlockWrite::check` has matched each receipt to its record's id.
+            batch.put_cf(self.cf(CF_RECORDS), record.id().as_bytes(), record_entry(height, index as u32, receipt.code));
         }
         if let Some((period, bytes)) = write.statement {
             batch.put_cf(self.cf(CF_STATEMENTS), period.to_be_bytes(), bytes);
@@ -301,28 +326,34 @@ impl Store {
         let Some(bytes) = self.db.get_cf(self.cf(CF_RECORDS), id.as_bytes())? else {
             return Ok(None);
         };
-        if bytes.len() != 12 {
-            return Err(StoreError::Corrupt("record index entry".into()));
-        }
-        let height = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-        let index = u32::from_be_bytes(bytes[8..].try_into().expect("4 bytes"));
-        Ok(Some(RecordLocation { height, index }))
+        Ok(Some(parse_record_entry(&bytes)?.0))
     }
 
+    /// The receipt of a finalized record: its id and the code its index entry holds.
     pub fn receipt(&self, record: &Hash) -> Result<Option<Receipt>, StoreError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_RECEIPTS), record.as_bytes())? else {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_RECORDS), record.as_bytes())? else {
             return Ok(None);
         };
-        Receipt::from_bytes(&bytes, 64).map(Some).map_err(|e| StoreError::Corrupt(format!("receipt: {e}")))
+        let (_, code) = parse_record_entry(&bytes)?;
+        Ok(Some(Receipt { record: *record, code }))
     }
 
-    /// The receipts of one block, in record order.
+    /// The receipts of one block, in record order (one batched lookup of the record index).
     pub fn receipts_of(&self, block: &FinalizedBlock) -> Result<Vec<Receipt>, StoreError> {
-        block
-            .block
-            .records
-            .iter()
-            .map(|r| self.receipt(&r.id())?.ok_or_else(|| StoreError::Corrupt(format!("receipt of record {} missing", r.id()))))
+        let height = block.block.header.height;
+        let ids: Vec<Hash> = block.block.records.iter().map(|r| r.id()).collect();
+        let entries = self.db.batched_multi_get_cf(self.cf(CF_RECORDS), ids.iter().map(|id| id.as_bytes()), false);
+        ids.iter()
+            .zip(entries)
+            .enumerate()
+            .map(|(index, (id, entry))| {
+                let entry = entry?.ok_or_else(|| StoreError::Corrupt(format!("record {id} of block {height} is not in the record index")))?;
+                let (location, code) = parse_record_entry(&entry)?;
+                if location != (RecordLocation { height, index: index as u32 }) {
+                    return Err(StoreError::Corrupt(format!("record {id} of block {height} is indexed at {}:{}", location.height, location.index)));
+                }
+                Ok(Receipt { record: *id, code })
+            })
             .collect()
     }
 
@@ -353,6 +384,28 @@ impl Store {
         Ok(Some((height, value[8..].to_vec())))
     }
 
+    /// The latest state snapshot, read in place (RocksDB's pinned buffer, no copy).
+    pub fn read_state_snapshot(&self, read: &mut dyn FnMut(u64, &[u8])) -> Result<bool, StoreError> {
+        let Some(value) = self.db.get_pinned_cf(self.cf(CF_STATE), KEY_SNAPSHOT)? else {
+            return Ok(false);
+        };
+        if value.len() < 8 || value.len() > STATE_SNAPSHOT_BYTES_MAX {
+            return Err(StoreError::Corrupt("state snapshot size".into()));
+        }
+        read(u64::from_be_bytes(value[..8].try_into().expect("8 bytes")), &value[8..]);
+        Ok(true)
+    }
+
+    /// Replaces the state snapshot with one taken after the tip (`height`), in one synced write.
+    pub fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        super::check_snapshot_height(height, self.tip_height()?)?;
+        let mut value = Vec::with_capacity(8 + snapshot.len());
+        value.extend_from_slice(&height.to_be_bytes());
+        value.extend_from_slice(snapshot);
+        self.db.put_cf_opt(self.cf(CF_STATE), KEY_SNAPSHOT, value, &synced())?;
+        Ok(())
+    }
+
     /// Writes entries of the consensus vote log in one synced atomic batch, before the vote
     /// they end with is sent.
     pub fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
@@ -381,12 +434,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes every column family's memory table out to table files. A node calls it when it
+    /// stops: the next open then has no write-ahead log to replay (a state snapshot makes that
+    /// log hundreds of megabytes, seconds of replay and re-compression at start).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let families: Vec<&rocksdb::ColumnFamily> = COLUMN_FAMILIES.iter().map(|name| self.cf(name)).collect();
+        self.db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default())?;
+        Ok(())
+    }
+
     /// Compacts every column family fully (old versions of overwritten keys, such as earlier
     /// state snapshots, are dropped), for `plaza bench`'s bytes-on-disk figure.
     pub fn compact(&self) {
         for name in COLUMN_FAMILIES {
             self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
+    }
+
+    /// Each column family's table files, in bytes (RocksDB's `total-sst-files-size`; what is
+    /// still only in the write-ahead log is not counted), for `plaza bench`.
+    pub fn family_bytes(&self) -> Vec<(&'static str, u64)> {
+        COLUMN_FAMILIES
+            .iter()
+            .map(|name| (*name, self.db.property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size").ok().flatten().unwrap_or(0)))
+            .collect()
     }
 
     /// Bytes the store takes on disk (SST and log files), for `plaza bench`.
@@ -433,6 +504,12 @@ impl ChainStore for Store {
     }
     fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         Store::state_snapshot(self)
+    }
+    fn read_state_snapshot(&self, read: &mut dyn FnMut(u64, &[u8])) -> Result<bool, StoreError> {
+        Store::read_state_snapshot(self, read)
+    }
+    fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        Store::put_state_snapshot(self, height, snapshot)
     }
     fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
         Store::put_vote_log(self, entries)
