@@ -301,5 +301,8 @@ fn recovery(args: BenchArgs) -> CliResult {
     println!("  API serving after      {:>10.3} s", r.serving_s);
     println!("  at the chain's height  {:>10.3} s  ({:.0} blocks/s, {:.0} records/s, {:.2} CPU s)", r.caught_up_s, r.blocks_per_s, r.records_per_s, r.cpu_s);
     println!("  next block after       {:>10.3} s", r.resumed_s);
+    if let Some(n) = r.reexecuted_blocks {
+        println!("  blocks re-executed on opening: {n}");
+    }
     Ok(())
 }

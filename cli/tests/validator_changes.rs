@@ -236,7 +236,12 @@ fn an_alliance_votes_a_validator_in_and_another_out_and_keeps_finalizing() {
     // blocks (it was removed), while it signed at genesis.
     let chain = a.blocks(0, 1, tip);
     assert_eq!(chain.len() as u64, tip, "every block served");
-    assert!(chain.iter().take(3).any(|b| signers(b).contains(&a.key(REMOVED))), "merchant 3 validated at first");
+    // A certificate holds any 2f+1 of the votes, so a slow node can miss a few: look over all
+    // of the first epoch, not its first blocks only.
+    assert!(
+        chain.iter().take_while(|b| b["epoch"].as_u64() == Some(0)).any(|b| signers(b).contains(&a.key(REMOVED))),
+        "merchant 3 validated in the first epoch"
+    );
     let last = &chain[chain.len() - 3..];
     assert!(last.iter().all(|b| !signers(b).contains(&a.key(REMOVED))), "no certificate after the removal names merchant 3");
     assert!(last.iter().any(|b| signers(b).contains(&a.key(NEWCOMER))), "the newcomer still signs");

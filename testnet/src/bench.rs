@@ -393,6 +393,9 @@ pub struct RecoveryReport {
     pub records_per_s: f64,
     /// CPU seconds the returning node spent until it held `chain_height`.
     pub cpu_s: f64,
+    /// Blocks the returning node re-executed on opening its chain (those above its state
+    /// snapshot; none after a clean stop), from its log.
+    pub reexecuted_blocks: Option<u64>,
     pub dir: String,
 }
 
@@ -480,6 +483,7 @@ pub fn recovery(plan: &RecoveryPlan, progress: &mut dyn FnMut(&str)) -> Result<R
         std::thread::sleep(Duration::from_millis(10));
     }
     let resumed_s = spawned.elapsed().as_secs_f64();
+    let reexecuted_blocks = reexecuted_on_open(&net.nodes[last].log_path());
     net.stop_all();
     Ok(RecoveryReport {
         kind: plan.kind,
@@ -493,6 +497,15 @@ pub fn recovery(plan: &RecoveryPlan, progress: &mut dyn FnMut(&str)) -> Result<R
         blocks_per_s: chain_height as f64 / caught_up_s,
         records_per_s: chain_records as f64 / caught_up_s,
         cpu_s,
+        reexecuted_blocks,
         dir: plan.dir.display().to_string(),
     })
+}
+
+/// The `reexecuted=` field of the last "chain opened" line in a node's log.
+fn reexecuted_on_open(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().rev().find(|l| l.contains("chain opened"))?;
+    let field = line.split_whitespace().find_map(|w| w.strip_prefix("reexecuted="))?;
+    field.parse().ok()
 }
