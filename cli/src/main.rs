@@ -89,12 +89,6 @@ enum Command {
     Sim(sim::SimArgs),
 }
 
-/// mimalloc instead of the system allocator: the node allocates and frees small buffers for
-/// every record (decoding, gossip, blocks, the contract's entries); docs/BENCHMARKS.md has the
-/// figures.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     output::install_panic_hook();
     let cli = Cli::parse();

@@ -8,7 +8,6 @@
 //! `/proc/thread-self/schedstat`, Linux) instead of wall time: on a shared, loaded machine that
 //! is the honest "one core" figure, since wall time also counts the time other processes ran.
 
-
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -22,10 +21,6 @@ use plaza_ledger::money::Amount;
 use plaza_ledger::policy::{Policy, HOUR_MS};
 use plaza_ledger::record::*;
 use plaza_ledger::{Hash, Keypair, PublicKey};
-
-/// The plaza binary's allocator (cli/src/main.rs), so the figures are the product's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const T0: u64 = 1_795_363_200_000;
 const MERCHANTS: usize = 200;

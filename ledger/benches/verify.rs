@@ -14,7 +14,6 @@
 //!
 //! Run: `cargo bench -p plaza-ledger --bench verify` (add `PLAZA_VERIFY_RECORDS=1000000`).
 
-
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::thread;
@@ -26,10 +25,6 @@ use plaza_ledger::audit::verify::{default_threads, BATCH_SIGNATURES};
 use plaza_ledger::audit::{verify_chain, VerifyOptions};
 use plaza_ledger::keys::{self, domain, BatchItem};
 use plaza_ledger::{PublicKey, Signature};
-
-/// The plaza binary's allocator (cli/src/main.rs), so the figures are the product's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Signatures kept for the ceiling measurement.
 const CEILING_SIGNATURES: usize = 200_000;
