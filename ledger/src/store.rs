@@ -35,6 +35,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot append block {height}: {reason}")]
     BadAppend { height: u64, reason: String },
+    #[error("a state snapshot at height {height} was refused: only the state after the tip, {tip}, can be stored")]
+    SnapshotNotAtTip { height: u64, tip: u64 },
     #[error("storage error: {0}")]
     Db(String),
 }
@@ -83,7 +85,7 @@ impl BlockWrite<'_> {
 /// A snapshot can only be put for the state after the tip.
 fn check_snapshot_height(height: u64, tip: u64) -> Result<(), StoreError> {
     if height != tip {
-        return Err(StoreError::BadAppend { height, reason: format!("a state snapshot must be taken at the tip, {tip}") });
+        return Err(StoreError::SnapshotNotAtTip { height, tip });
     }
     Ok(())
 }

@@ -65,6 +65,14 @@ fn check_contract<S: ChainStore>(store: &S) {
     assert_eq!(store.block(2).expect("read"), None);
     assert_eq!(store.record_location(&one.block.records[1].id()).expect("read").map(|l| (l.height, l.index)), Some((1, 1)));
     assert_eq!(store.state_snapshot().expect("read"), Some((1, b"snap".to_vec())));
+    // A snapshot on its own (a stopping node's) is taken at the tip, or refused and nothing changes.
+    let refused = store.put_state_snapshot(2, b"ahead");
+    assert!(matches!(refused, Err(StoreError::SnapshotNotAtTip { height: 2, tip: 1 })), "{refused:?}");
+    assert_eq!(store.state_snapshot().expect("read"), Some((1, b"snap".to_vec())));
+    store.put_state_snapshot(1, b"at the tip").expect("snapshot");
+    let mut read = None;
+    assert!(store.read_state_snapshot(&mut |h, bytes| read = Some((h, bytes.to_vec()))).expect("read"));
+    assert_eq!(read, Some((1, b"at the tip".to_vec())));
     // The same height twice is refused.
     assert!(store.append(BlockWrite { block: &one, receipts: &receipts, statement: None, state_snapshot: None }).is_err());
 

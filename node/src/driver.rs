@@ -149,7 +149,7 @@ pub async fn run(home: &Path) -> Result<(), String> {
     let _ = api_task.await;
     if result.is_ok() {
         // A stopping node snapshots its finalized state, so the next start re-executes no block
-        // (docs/NODE.md, "Stopping and restarting").
+        // (docs/NODE.md, "Persistence" and "Operations").
         let started = Instant::now();
         match driver.replica.chain_mut().snapshot_tip() {
             Ok(Some(height)) => info!(height, ms = started.elapsed().as_millis() as u64, "state snapshot written at the tip"),

@@ -374,14 +374,9 @@ impl Store {
 
     /// The latest state snapshot: the height it was taken after, and its bytes.
     pub fn state_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let Some(value) = self.db.get_cf(self.cf(CF_STATE), KEY_SNAPSHOT)? else {
-            return Ok(None);
-        };
-        if value.len() < 8 || value.len() > STATE_SNAPSHOT_BYTES_MAX {
-            return Err(StoreError::Corrupt("state snapshot size".into()));
-        }
-        let height = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-        Ok(Some((height, value[8..].to_vec())))
+        let mut out = None;
+        self.read_state_snapshot(&mut |height, bytes| out = Some((height, bytes.to_vec())))?;
+        Ok(out)
     }
 
     /// The latest state snapshot, read in place (RocksDB's pinned buffer, no copy).
