@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::Hash;
-use crate::keys::{domain, Keypair, PublicKey, Signature, SignatureError};
+use crate::keys::{domain, verify_batch, BatchItem, Keypair, PublicKey, Signature, SignatureError};
 use crate::money::{Amount, Bps};
 use crate::policy::Policy;
 
@@ -901,6 +901,35 @@ impl Record {
         self.check_without_signature(alliance)?;
         self.body.signer.verify(domain::RECORD, &self.signing_bytes(), &self.signature)?;
         Ok(())
+    }
+
+    /// [`Record::check`] of each record, with the signatures of those whose fields pass checked
+    /// in one batch ([`crate::keys::verify_batch`]: about half the cost of checking them one
+    /// by one). The answers are exactly those of `check`, record by record; a rejected
+    /// signature is checked again alone to say why.
+    pub fn check_all(records: &[Record], alliance: &Hash) -> Vec<Result<(), RecordError>> {
+        let mut results: Vec<Result<(), RecordError>> = records.iter().map(|r| r.check_without_signature(alliance)).collect();
+        let passed: Vec<usize> = (0..records.len()).filter(|&i| results[i].is_ok()).collect();
+        let messages: Vec<Vec<u8>> = passed.iter().map(|&i| records[i].signing_bytes()).collect();
+        let items: Vec<BatchItem<'_>> = passed
+            .iter()
+            .zip(&messages)
+            .map(|(&i, message)| BatchItem {
+                key: records[i].signer(),
+                domain: domain::RECORD,
+                message,
+                signature: records[i].signature(),
+            })
+            .collect();
+        for ((&i, accepted), message) in passed.iter().zip(verify_batch(&items)).zip(&messages) {
+            if !accepted {
+                let record = &records[i];
+                // `verify_batch` answers exactly as `verify` does, so this finds the reason.
+                let reason = record.body.signer.verify(domain::RECORD, message, &record.signature).err();
+                results[i] = Err(RecordError::Signature(reason.unwrap_or(SignatureError::Mismatch)));
+            }
+        }
+        results
     }
 
     /// [`Record::check`] less the signature, for callers that batch signature checks.

@@ -174,3 +174,37 @@ fn a_torsioned_r_gets_the_same_answer_single_and_batch() {
     tampered.0[..32].copy_from_slice((big_r + t).compress().as_bytes());
     assert!(pk.verify(NO_DOMAIN, message, &tampered).is_err());
 }
+
+/// The API checks a submitted batch's records with `Record::check_all`: every answer, error
+/// text included, is what `Record::check` gives record by record.
+#[test]
+fn a_batch_of_records_is_checked_exactly_as_one_by_one() {
+    use plaza_ledger::codec::{Decode, Encode};
+    use plaza_ledger::record::{CardId, Payload, Record, RecordBody};
+    use plaza_ledger::Hash;
+
+    let alliance = Hash::digest(b"alliance");
+    let kp = Keypair::from_seed(b"merchant");
+    let card = |n: u8, alliance: Hash| RecordBody { alliance, signer: kp.public(), created_at_ms: 1_000 + u64::from(n), payload: Payload::IssueCard { card: CardId([n; 16]) } };
+    let good = |n: u8| Record::sign(card(n, alliance), &kp);
+    let mut forged = good(2).to_bytes();
+    let at = forged.len() - 1;
+    forged[at] ^= 0x01; // the signature's last byte
+    let forged = Record::from_bytes(&forged, 1 << 16).expect("still decodes");
+    let other_alliance = Record::sign(card(3, Hash::digest(b"another")), &kp);
+    let signed_by_another = Record::from_parts(card(4, alliance), Keypair::from_seed(b"someone").sign(b"", b"x"));
+    for records in [
+        vec![good(0), forged.clone(), other_alliance.clone(), good(1), signed_by_another.clone()],
+        vec![forged.clone()],
+        vec![good(5)],
+        vec![good(6), good(7), good(8)],
+        vec![],
+    ] {
+        let one_by_one: Vec<Result<(), String>> = records.iter().map(|r| r.check(&alliance).map_err(|e| e.to_string())).collect();
+        let batched: Vec<Result<(), String>> = Record::check_all(&records, &alliance).into_iter().map(|r| r.map_err(|e| e.to_string())).collect();
+        assert_eq!(batched, one_by_one);
+    }
+    let answers = Record::check_all(&[good(0), forged, other_alliance, signed_by_another], &alliance);
+    assert!(answers[0].is_ok());
+    assert!(answers[1].is_err() && answers[2].is_err() && answers[3].is_err(), "{answers:?}");
+}

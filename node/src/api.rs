@@ -290,10 +290,12 @@ async fn submit(AxumState(shared): S, headers: HeaderMap, Query(q): Query<Submit
     if records.is_empty() {
         return Err(ApiError::bad("empty", "give `record`, `records` or `payload`"));
     }
-    // Stateless checks and signatures, here in the handler (in parallel with the driver).
+    // Stateless checks and signatures, here in the handler (in parallel with the driver); a
+    // batch's signatures are checked together, at about half the cost of one by one.
     let alliance = shared.alliance;
     let checked = tokio::task::spawn_blocking(move || {
-        let results: Vec<Result<(), Rejection>> = records.iter().map(|r| r.check(&alliance).map_err(|e| Rejection::Invalid(e.to_string()))).collect();
+        let results: Vec<Result<(), Rejection>> =
+            Record::check_all(&records, &alliance).into_iter().map(|r| r.map_err(|e| Rejection::Invalid(e.to_string()))).collect();
         (records, results)
     })
     .await
