@@ -164,6 +164,10 @@ impl<'a> Reader<'a> {
     pub fn offset(&self) -> usize {
         self.offset
     }
+    /// The bytes read since offset `start` (an earlier [`Reader::offset`]).
+    pub fn since(&self, start: usize) -> &'a [u8] {
+        &self.bytes[start.min(self.offset)..self.offset]
+    }
     pub fn finish(&self) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),
