@@ -367,7 +367,7 @@ impl<S: ChainStore> Replica<S> {
     /// what became of each.
     pub fn handle_submit(&mut self, now: Now, records: Vec<Record>) -> Vec<Admission> {
         self.now = now;
-        let answers = self.admit(records, true);
+        let answers = self.admit(records, true, false);
         self.flush_relay();
         self.try_propose();
         answers
@@ -400,7 +400,8 @@ impl<S: ChainStore> Replica<S> {
             .collect();
         let verdicts = verify_batch(&items);
         let good: Vec<Record> = fresh.into_iter().zip(verdicts).filter(|(_, ok)| *ok).map(|(r, _)| r).collect();
-        self.admit(good, false);
+        // Looked up in the store above, and nothing was stored since.
+        self.admit(good, false, true);
         self.try_propose();
     }
 
@@ -488,7 +489,9 @@ impl<S: ChainStore> Replica<S> {
     /// Mempool admission for records that passed the stateless checks and the signature
     /// check. Records from a signer who is not a member (never was, or was removed) are
     /// dropped here: no block could carry them, so they are neither kept nor relayed.
-    fn admit(&mut self, records: Vec<Record>, relay: bool) -> Vec<Admission> {
+    /// `looked_up`: the caller found none of them in the store (each lookup of a new record
+    /// is a miss that costs a memtable search, so it is not made twice).
+    fn admit(&mut self, records: Vec<Record>, relay: bool, looked_up: bool) -> Vec<Admission> {
         let now = self.now;
         let state = self.chain.shared_state();
         let state = state.read().unwrap_or_else(PoisonError::into_inner);
@@ -497,7 +500,7 @@ impl<S: ChainStore> Replica<S> {
         let mut mempool = lock(&self.mempool);
         for record in records {
             let id = record.id();
-            if matches!(self.chain.store().record_location(&id), Ok(Some(_))) {
+            if !looked_up && matches!(self.chain.store().record_location(&id), Ok(Some(_))) {
                 answers.push(Admission::Final);
                 continue;
             }

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch, WriteOptions, DB};
 use super::{BlockWrite, ChainStore, RecordLocation, StoreError};
 
 use crate::block::{FinalizedBlock, BLOCK_BYTES_MAX};
@@ -121,6 +121,20 @@ fn descriptors() -> Vec<ColumnFamilyDescriptor> {
             // signers' keys and card numbers, snapshots their tables' key prefixes.
             let mut opts = Options::default();
             opts.set_compression_type(DBCompressionType::Lz4);
+            if *name == CF_RECORDS {
+                // Most lookups here miss: every record a node is offered is looked up before
+                // admission, and a new one is in no table. Bloom filters over whole keys, in
+                // the memtable and in each table file, answer a miss without searching the
+                // memtable's skip list or reading a file's index (the skip list search was
+                // 6 % of a loaded node's CPU). Filters only skip work: the answers, and the
+                // files' format, are unchanged.
+                let mut table = BlockBasedOptions::default();
+                table.set_bloom_filter(10.0, false);
+                table.set_whole_key_filtering(true);
+                opts.set_block_based_table_factory(&table);
+                opts.set_memtable_prefix_bloom_ratio(0.05);
+                opts.set_memtable_whole_key_filtering(true);
+            }
             ColumnFamilyDescriptor::new(*name, opts)
         })
         .collect()
