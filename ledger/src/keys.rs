@@ -277,13 +277,19 @@ pub struct BatchItem<'a> {
 
 /// Verifies many signatures at once. Returns, for each item, whether it is accepted; the
 /// answers are exactly those of [`PublicKey::verify`] item by item.
+pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
+    verify_batch_reasons(items).iter().map(Result::is_ok).collect()
+}
+
+/// [`verify_batch`] with each refusal's reason: exactly what [`PublicKey::verify`] answers
+/// item by item.
 ///
 /// One multiscalar multiplication checks
 /// [8]( [Σ zᵢSᵢ]B − Σ zᵢRᵢ − Σ (zᵢkᵢ)Aᵢ ) = 0 with 128-bit zᵢ derived by blake3 from every
 /// input (deterministic, and unpredictable to whoever made the signatures). When it fails,
 /// the items are checked one by one to say which.
-pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
-    let mut accepted = vec![false; items.len()];
+pub fn verify_batch_reasons(items: &[BatchItem<'_>]) -> Vec<Result<(), SignatureError>> {
+    let mut answers: Vec<Result<(), SignatureError>> = Vec::with_capacity(items.len());
     let mut candidates: Vec<usize> = Vec::with_capacity(items.len());
     let mut rs = Vec::with_capacity(items.len());
     let mut ss = Vec::with_capacity(items.len());
@@ -291,23 +297,29 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
     let mut transcript = blake3::Hasher::new();
     transcript.update(b"plaza/batch-verify/v1");
     for (i, item) in items.iter().enumerate() {
-        if let Ok((r, s)) = item.signature.checked() {
-            let k = challenge(&item.signature.0[..32], &item.key.bytes, item.domain, item.message);
-            transcript.update(&item.signature.0);
-            transcript.update(&item.key.bytes);
-            transcript.update(k.as_bytes());
-            candidates.push(i);
-            rs.push(r);
-            ss.push(s);
-            ks.push(k);
+        match item.signature.checked() {
+            Ok((r, s)) => {
+                let k = challenge(&item.signature.0[..32], &item.key.bytes, item.domain, item.message);
+                transcript.update(&item.signature.0);
+                transcript.update(&item.key.bytes);
+                transcript.update(k.as_bytes());
+                candidates.push(i);
+                rs.push(r);
+                ss.push(s);
+                ks.push(k);
+                // Decided below, with the others.
+                answers.push(Ok(()));
+            }
+            Err(e) => answers.push(Err(e)),
         }
     }
+    let alone = |i: usize| items[i].key.verify(items[i].domain, items[i].message, items[i].signature);
     match candidates.len() {
-        0 => return accepted,
+        0 => return answers,
         1 => {
             let i = candidates[0];
-            accepted[i] = items[i].key.verify(items[i].domain, items[i].message, items[i].signature).is_ok();
-            return accepted;
+            answers[i] = alone(i);
+            return answers;
         }
         _ => {}
     }
@@ -326,16 +338,12 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Vec<bool> {
     let points = std::iter::once(ED25519_BASEPOINT_POINT)
         .chain(rs.iter().copied())
         .chain(candidates.iter().map(|&i| items[i].key.point()));
-    if EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity() {
+    if !EdwardsPoint::vartime_multiscalar_mul(scalars, points).mul_by_cofactor().is_identity() {
         for &i in &candidates {
-            accepted[i] = true;
+            answers[i] = alone(i);
         }
-        return accepted;
     }
-    for &i in &candidates {
-        accepted[i] = items[i].key.verify(items[i].domain, items[i].message, items[i].signature).is_ok();
-    }
-    accepted
+    answers
 }
 
 /// A merchant's (or a node's) secret key.

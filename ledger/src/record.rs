@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::Hash;
-use crate::keys::{domain, verify_batch, BatchItem, Keypair, PublicKey, Signature, SignatureError};
+use crate::keys::{domain, verify_batch_reasons, BatchItem, Keypair, PublicKey, Signature, SignatureError};
 use crate::money::{Amount, Bps};
 use crate::policy::Policy;
 
@@ -904,9 +904,8 @@ impl Record {
     }
 
     /// [`Record::check`] of each record, with the signatures of those whose fields pass checked
-    /// in one batch ([`crate::keys::verify_batch`]: about half the cost of checking them one
-    /// by one). The answers are exactly those of `check`, record by record; a rejected
-    /// signature is checked again alone to say why.
+    /// in one batch ([`verify_batch_reasons`]: about half the cost of checking them one by
+    /// one). The answers, reasons included, are exactly those of `check`, record by record.
     pub fn check_all(records: &[Record], alliance: &Hash) -> Vec<Result<(), RecordError>> {
         let mut results: Vec<Result<(), RecordError>> = records.iter().map(|r| r.check_without_signature(alliance)).collect();
         let passed: Vec<usize> = (0..records.len()).filter(|&i| results[i].is_ok()).collect();
@@ -914,20 +913,10 @@ impl Record {
         let items: Vec<BatchItem<'_>> = passed
             .iter()
             .zip(&messages)
-            .map(|(&i, message)| BatchItem {
-                key: records[i].signer(),
-                domain: domain::RECORD,
-                message,
-                signature: records[i].signature(),
-            })
+            .map(|(&i, message)| BatchItem { key: records[i].signer(), domain: domain::RECORD, message, signature: records[i].signature() })
             .collect();
-        for ((&i, accepted), message) in passed.iter().zip(verify_batch(&items)).zip(&messages) {
-            if !accepted {
-                let record = &records[i];
-                // `verify_batch` answers exactly as `verify` does, so this finds the reason.
-                let reason = record.body.signer.verify(domain::RECORD, message, &record.signature).err();
-                results[i] = Err(RecordError::Signature(reason.unwrap_or(SignatureError::Mismatch)));
-            }
+        for (&i, answer) in passed.iter().zip(verify_batch_reasons(&items)) {
+            results[i] = answer.map_err(RecordError::Signature);
         }
         results
     }

@@ -1,7 +1,7 @@
 //! The signature-acceptance rule (docs/FORMAT.md §3) against published edge cases, and batch
 //! verification agreeing with single verification.
 
-use plaza_ledger::keys::{verify_batch, BatchItem, KeyError, PublicKey, Signature, SignatureError};
+use plaza_ledger::keys::{verify_batch, verify_batch_reasons, BatchItem, KeyError, PublicKey, Signature, SignatureError};
 use plaza_ledger::Keypair;
 use proptest::prelude::*;
 
@@ -124,6 +124,8 @@ proptest! {
             .collect();
         let single: Vec<bool> = (0..n).map(|i| publics[i].verify(b"d", &messages[i], &sigs[i]).is_ok()).collect();
         prop_assert_eq!(verify_batch(&items), single);
+        let reasons: Vec<Result<(), SignatureError>> = (0..n).map(|i| publics[i].verify(b"d", &messages[i], &sigs[i])).collect();
+        prop_assert_eq!(verify_batch_reasons(&items), reasons);
     }
 }
 

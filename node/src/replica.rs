@@ -33,7 +33,6 @@ use plaza_ledger::block::{FinalizedBlock, BLOCK_BYTES_MAX};
 use plaza_ledger::cert::{Certificate, Vote, VoteKind};
 use plaza_ledger::codec::{Decode, Encode};
 use plaza_ledger::contract::{MerchantStatus, State};
-use plaza_ledger::keys::{domain, verify_batch, BatchItem};
 use plaza_ledger::record::Record;
 use plaza_ledger::store::ChainStore;
 use plaza_ledger::{Hash, Keypair, PublicKey};
@@ -386,20 +385,13 @@ impl<S: ChainStore> Replica<S> {
                 .into_iter()
                 .filter(|r| !mempool.contains(&r.id()))
                 .filter(|r| !matches!(store.record_location(&r.id()), Ok(Some(_))))
-                .filter(|r| r.check_without_signature(&alliance).is_ok())
                 .collect()
         };
         if fresh.is_empty() {
             return;
         }
-        let messages: Vec<Vec<u8>> = fresh.iter().map(Record::signing_bytes).collect();
-        let items: Vec<BatchItem<'_>> = fresh
-            .iter()
-            .zip(&messages)
-            .map(|(r, m)| BatchItem { key: r.signer(), domain: domain::RECORD, message: m, signature: r.signature() })
-            .collect();
-        let verdicts = verify_batch(&items);
-        let good: Vec<Record> = fresh.into_iter().zip(verdicts).filter(|(_, ok)| *ok).map(|(r, _)| r).collect();
+        let verdicts = Record::check_all(&fresh, &alliance);
+        let good: Vec<Record> = fresh.into_iter().zip(verdicts).filter(|(_, verdict)| verdict.is_ok()).map(|(r, _)| r).collect();
         // Looked up in the store above, and nothing was stored since.
         self.admit(good, false, true);
         self.try_propose();
