@@ -88,6 +88,12 @@ impl InclusionProof {
     /// Checks that `leaf_hash` sits at `index` in a tree of `tree_size` leaves with `root`
     /// (RFC 9162 §2.1.3.2).
     pub fn verify(&self, leaf_hash: &Hash, root: &Hash) -> bool {
+        self.verify_with(leaf_hash, root, node_hash)
+    }
+
+    /// [`verify`](Self::verify) with another inner-node function: a state table's tree has
+    /// this shape with a node of its own (docs/FORMAT.md, "Table trees").
+    pub fn verify_with(&self, leaf_hash: &Hash, root: &Hash, node_hash: impl Fn(&Hash, &Hash) -> Hash) -> bool {
         if self.index >= self.tree_size {
             return false;
         }

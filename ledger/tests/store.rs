@@ -167,6 +167,16 @@ fn receipts_live_in_the_record_index_and_a_version_1_store_is_refused_by_name() 
     let err = Store::open(&old).err().expect("refused");
     assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
     assert!(err.to_string().contains("plaza-store-v1"), "{err}");
+
+    // A store of version 2: its state roots hashed tree nodes the RFC 9162 way.
+    let old = dir.path().join("v2");
+    drop(Store::create(&old, &genesis()).expect("create"));
+    let db = rocksdb::DB::open_cf(&opts, &old, rocksdb::DB::list_cf(&rocksdb::Options::default(), &old).expect("list")).expect("reopen");
+    db.put_cf(db.cf_handle("meta").expect("meta"), b"format", b"plaza-store-v2").expect("marker");
+    drop(db);
+    let err = Store::open(&old).err().expect("refused");
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    assert!(err.to_string().contains("plaza-store-v2") && err.to_string().contains("plaza init"), "{err}");
 }
 
 const CHILD_ENV: &str = "PLAZA_STORE_CHILD_DIR";

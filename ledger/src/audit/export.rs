@@ -1,7 +1,7 @@
 //! The export file (docs/FORMAT.md, "Proofs and exports").
 //!
 //! ```text
-//! Export = "PLAZA-EXPORT" ‖ version: u16 (= 2) ‖ Frame* ‖ End frame
+//! Export = "PLAZA-EXPORT" ‖ version: u16 (= 3) ‖ Frame* ‖ End frame
 //! Frame  = kind: u8 ‖ length: u32 ‖ payload (length bytes)
 //!   1 Genesis     Genesis                                   first, exactly once
 //!   2 Checkpoint  BlockHeader ‖ Certificate ‖ seq<u64> (suffix views) ‖ ValidatorSet ‖ bytes (state snapshot)
@@ -29,8 +29,9 @@ use crate::receipt::Receipt;
 
 pub const MAGIC: &[u8; 12] = b"PLAZA-EXPORT";
 /// 2: headers carry the epoch and the next validator set's hash, votes the epoch, and an
-/// epoch-ending block its next set and suffix views (1: before epochs). Older versions are not read.
-pub const VERSION: u16 = 2;
+/// epoch-ending block its next set and suffix views (1: before epochs). 3: the state roots its
+/// headers carry hash the tables' inner nodes with a keyed hash. Older versions are not read.
+pub const VERSION: u16 = 3;
 pub const CHECKSUM_DOMAIN: &[u8] = b"plaza/export/v1\0";
 /// A block frame: a full block (16 MiB), its receipts and its statement.
 pub const FRAME_BYTES_MAX: usize = 256 * 1024 * 1024;

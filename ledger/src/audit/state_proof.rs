@@ -3,7 +3,7 @@
 //! tables — with the path of its leaf to the state root of a certified header.
 //!
 //! ```text
-//! StateProof = "PLAZA-STATE\0" ‖ version: u16 (= 2) ‖ u32 len ‖ Genesis ‖ Anchor ‖ seq<EpochChange> ‖ ValidatorSet
+//! StateProof = "PLAZA-STATE\0" ‖ version: u16 (= 3) ‖ u32 len ‖ Genesis ‖ Anchor ‖ seq<EpochChange> ‖ ValidatorSet
 //!              ‖ BlockHeader ‖ seq<BlockHeader> (descendants) ‖ seq<u64> (suffix views) ‖ Certificate
 //!              ‖ table: u8 ‖ key: bytes ‖ value: bytes ‖ InclusionProof (leaf in the table root)
 //!              ‖ StateRoots (globals ‖ seen ‖ 16 table roots)
@@ -24,8 +24,9 @@ use crate::record::{CardId, Party, PromoterId};
 use crate::store::ChainStore;
 
 pub const MAGIC: &[u8; 12] = b"PLAZA-STATE\0";
-/// 2: the certified header of record proof version 4 (epoch changes); 1: before epochs.
-pub const VERSION: u16 = 2;
+/// 3: the table path is checked with the state trees' keyed inner node; 2: the certified header of
+/// record proof version 4 (epoch changes); 1: before epochs.
+pub const VERSION: u16 = 3;
 /// A state proof file: genesis (≤ 1 MiB), descendant headers, epoch changes, one state entry.
 pub const PROOF_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// The bytes of one key or value a proof may carry.
@@ -254,7 +255,7 @@ impl StateProof {
         };
         let leaf = merkle::leaf_hash(&[item.key.as_slice(), item.value.as_slice()].concat());
         let table_root = item.roots.tables[usize::from(item.table - 1)];
-        if !item.path.verify(&leaf, &table_root) {
+        if !item.path.verify_with(&leaf, &table_root, crate::contract::tree_node) {
             return fail(
                 Check::StateRoot,
                 "state path",

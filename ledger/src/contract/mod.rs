@@ -60,6 +60,7 @@ pub use rules::SaleBaseLimit;
 pub use statement::{BilateralNet, Line, LineKind, Statement, Transfer};
 pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, StatementSummary};
 pub use views::{BatchView, ItemView, ProposalView, SaleView};
+pub use tree::{node as tree_node, NODE_KEY as TREE_NODE_KEY};
 
 use accounts::{Accounts, PartyId};
 use items::{Item, Items, RawItems};
@@ -72,12 +73,13 @@ use types::{
 };
 
 /// The snapshot encoding's version: 2 carries each entry's slot and the record ids in
-/// application order (1, before the whole-state root, is not read).
-pub const SNAPSHOT_VERSION: u8 = 2;
+/// application order (1, before the whole-state root, is not read); 3 has 2's bytes, but the
+/// root it must match hashes the tables' inner nodes with a keyed hash, so 2 is not read.
+pub const SNAPSHOT_VERSION: u8 = 3;
 /// The largest snapshot `decode_snapshot` accepts.
 pub const STATE_BYTES_MAX: usize = 1 << 34;
 /// Domain of the state root.
-pub const ROOT_DOMAIN: &[u8] = b"plaza/state-root/v2\0";
+pub const ROOT_DOMAIN: &[u8] = b"plaza/state-root/v3\0";
 /// Domain of the globals' hash.
 pub const GLOBALS_DOMAIN: &[u8] = b"plaza/state-globals/v2\0";
 /// The state tables, by tag: the order of the table roots in the state root.
@@ -920,7 +922,7 @@ impl Decode for State {
         }
         let version = r.u8()?;
         if version != SNAPSHOT_VERSION {
-            return Err(DecodeError::invalid("state", format!("snapshot version {version}, this plaza reads version {SNAPSHOT_VERSION} (a store or export written before the whole-state root: export it again from genesis)")));
+            return Err(DecodeError::invalid("state", format!("snapshot version {version}, this plaza reads version {SNAPSHOT_VERSION} (a store or export written by an earlier Plaza, whose state roots hashed differently: export it again from genesis)")));
         }
         let alliance = Hash::decode(r)?;
         let utc_offset_minutes = r.i32()?;

@@ -5,9 +5,15 @@
 //! inserted gets the next free slot at the end of the block (the block's new keys in key
 //! order), keeps it while it lives, and leaves an empty slot (the hash `ZERO`) when it is
 //! removed; a period close compacts a table that has empty slots. The leaf of an entry is
-//! `H(0x00 ‖ key ‖ value)`; an inner node is `H(0x01 ‖ left ‖ right)`, except that a node
-//! whose two children are both `ZERO` is `ZERO` (a run of removed entries costs no hashing);
-//! a table with no slots has the root `ZERO`.
+//! `H(0x00 ‖ key ‖ value)`; an inner node is blake3's keyed hash of `left ‖ right` under
+//! [`NODE_KEY`], except that a node whose two children are both `ZERO` is `ZERO` (a run of
+//! removed entries costs no hashing); a table with no slots has the root `ZERO`.
+//!
+//! Why a keyed hash for nodes: `left ‖ right` is exactly one 64-byte blake3 block, so a node
+//! costs one compression, where RFC 9162's `H(0x01 ‖ left ‖ right)` is 65 bytes and costs two.
+//! The key separates nodes from leaves as the prefix byte did (a keyed hash and a plain hash
+//! are different functions), and a state table rehashes about six nodes per sale: a fifth of
+//! the contract's hashing (docs/BENCHMARKS.md).
 //!
 //! Why slots and not key order: a tree over the sorted keys changes shape on every insertion
 //! in the middle, so every later node changes. Slots only grow at the end, so a block that
@@ -17,19 +23,29 @@
 //! `[i·2^k, (i+1)·2^k)`, present when complete), and recomputed only along changed paths.
 
 use crate::hash::Hash;
-use crate::merkle::{self, InclusionProof};
+use crate::merkle::InclusionProof;
 
 /// The hash of an empty slot and of a subtree of empty slots.
 pub const EMPTY: Hash = Hash::ZERO;
 
-/// An inner node, with the empty-subtree rule.
+/// The key of a state tree's inner nodes: blake3 of the 19 ASCII bytes `plaza/state-node/v3`
+/// (checked by a test; written out so that no node waits for it to be computed).
+pub const NODE_KEY: [u8; 32] = [
+    0x43, 0x55, 0x42, 0x44, 0x0e, 0x5b, 0xc2, 0xc9, 0x01, 0x21, 0x8b, 0xbc, 0x9e, 0xba, 0x71, 0x0f, //
+    0x78, 0x97, 0x37, 0x16, 0x9d, 0xdc, 0xa5, 0x4b, 0xcd, 0x3d, 0xe6, 0x0f, 0xee, 0x40, 0xd2, 0x7d,
+];
+
+/// An inner node: blake3 keyed by [`NODE_KEY`] over `left ‖ right`, one compression; two
+/// `EMPTY` children give `EMPTY`.
 #[inline]
 pub fn node(left: &Hash, right: &Hash) -> Hash {
     if *left == EMPTY && *right == EMPTY {
-        EMPTY
-    } else {
-        merkle::node_hash(left, right)
+        return EMPTY;
     }
+    let mut bytes = [0u8; 64];
+    bytes[..32].copy_from_slice(left.as_bytes());
+    bytes[32..].copy_from_slice(right.as_bytes());
+    Hash(*blake3::keyed_hash(&NODE_KEY, &bytes).as_bytes())
 }
 
 /// Hashes per chunk of a [`Hashes`] (32 KiB).
@@ -386,8 +402,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_node_key_is_the_hash_of_its_name() {
+        assert_eq!(NODE_KEY, *blake3::hash(b"plaza/state-node/v3").as_bytes());
+    }
+
+    #[test]
+    fn a_node_is_the_keyed_hash_of_its_children() {
+        let (a, b) = (Hash::digest(b"a"), Hash::digest(b"b"));
+        let keyed = blake3::keyed_hash(&NODE_KEY, &[*a.as_bytes(), *b.as_bytes()].concat());
+        assert_eq!(node(&a, &b).as_bytes(), keyed.as_bytes());
+        assert_ne!(node(&a, &b), node(&b, &a));
+        assert_ne!(node(&a, &b), crate::merkle::node_hash(&a, &b));
+        assert_eq!(node(&EMPTY, &EMPTY), EMPTY);
+        assert_ne!(node(&a, &EMPTY), EMPTY);
+    }
+
     fn leaf(i: u64, round: u64) -> Hash {
-        merkle::leaf_hash(&[i.to_be_bytes(), round.to_be_bytes()].concat())
+        crate::merkle::leaf_hash(&[i.to_be_bytes(), round.to_be_bytes()].concat())
     }
 
     #[test]
@@ -432,8 +464,9 @@ mod tests {
                     continue;
                 }
                 let proof = tree.prove(s as u64).expect("in range");
-                assert!(proof.verify(l, &root), "slot {s} of {}", mirror.len());
-                assert!(!proof.verify(&leaf(s as u64, 9999), &root));
+                assert!(proof.verify_with(l, &root, node), "slot {s} of {}", mirror.len());
+                assert!(!proof.verify_with(&leaf(s as u64, 9999), &root, node));
+                assert!(!proof.verify(l, &root) || mirror.len() == 1, "RFC 9162's node is not a state tree's");
             }
         }
         assert_eq!(SlotTree::from_leaves(mirror.clone()).root(), reference(&mirror));

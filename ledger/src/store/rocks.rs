@@ -23,7 +23,10 @@ use crate::hash::Hash;
 use crate::receipt::Receipt;
 
 /// Written once at creation; a directory without it is not a Plaza store.
-pub const FORMAT_MARKER: &[u8] = b"plaza-store-v2";
+pub const FORMAT_MARKER: &[u8] = b"plaza-store-v3";
+/// Version 2 held state snapshots whose trees had RFC 9162's inner node (two compressions);
+/// version 3's state root uses the keyed one (docs/FORMAT.md, "Table trees").
+const FORMAT_V2_MARKER: &[u8] = b"plaza-store-v2";
 /// Version 1 kept each receipt in a column family of its own, keyed by the record id again.
 const FORMAT_V1_RECEIPTS: &str = "receipts";
 /// The largest state snapshot the store will read back.
@@ -192,7 +195,7 @@ impl Store {
         if existing.iter().any(|e| e == FORMAT_V1_RECEIPTS) {
             return Err(not_a_store(
                 "it is in format plaza-store-v1, written by an earlier Plaza; this version keeps receipts in the record index \
-                 (plaza-store-v2): move it aside, run `plaza init` again and the node syncs the chain from the alliance"
+                 (plaza-store-v3): move it aside, run `plaza init` again and the node syncs the chain from the alliance"
                     .into(),
             ));
         }
@@ -216,6 +219,13 @@ impl Store {
         let meta = db.cf_handle(CF_META).expect("opened with every column family");
         match db.get_cf(meta, KEY_FORMAT)? {
             Some(marker) if marker == FORMAT_MARKER => {}
+            Some(marker) if marker == FORMAT_V2_MARKER => {
+                return Err(not_a_store(
+                    "it is in format plaza-store-v2, written by an earlier Plaza whose state roots hash tree nodes differently \
+                     (plaza-store-v3): move it aside, run `plaza init` again and the node syncs the chain from the alliance"
+                        .into(),
+                ))
+            }
             Some(other) => return Err(not_a_store(format!("unknown format {:?}", String::from_utf8_lossy(&other)))),
             None => return Err(not_a_store("no format marker".into())),
         }
