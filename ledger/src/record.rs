@@ -167,22 +167,31 @@ impl Decode for PromoterId {
 }
 
 /// A referral or coupon code as the customer holds it; the ledger stores only its hash.
+///
+/// The hash is taken once, when the secret is made or decoded: a record is decoded where work
+/// runs in parallel (admission, the verifier's decoding threads), while the contract, which
+/// looks the code up by its hash, runs one record after another, and a node applies each
+/// block twice (on the head and on the finalized state).
 #[derive(Clone, PartialEq, Eq)]
-pub struct CodeSecret(Vec<u8>);
+pub struct CodeSecret {
+    bytes: Vec<u8>,
+    hash: Hash,
+}
 
 impl CodeSecret {
     pub fn new(bytes: &[u8]) -> Result<CodeSecret, String> {
         if bytes.len() < SECRET_MIN || bytes.len() > SECRET_MAX {
             return Err(format!("a code is {SECRET_MIN} to {SECRET_MAX} bytes, this is {}", bytes.len()));
         }
-        Ok(CodeSecret(bytes.to_vec()))
+        Ok(CodeSecret { bytes: bytes.to_vec(), hash: Hash::digest(bytes) })
     }
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
     /// blake3 of the secret's bytes: what `Refer` and `IssueCoupons` record.
+    #[inline]
     pub fn hash(&self) -> Hash {
-        Hash::digest(&self.0)
+        self.hash
     }
 }
 impl fmt::Debug for CodeSecret {
@@ -192,7 +201,7 @@ impl fmt::Debug for CodeSecret {
 }
 impl Encode for CodeSecret {
     fn encode(&self, w: &mut Writer) {
-        w.bytes(&self.0);
+        w.bytes(&self.bytes);
     }
 }
 impl Decode for CodeSecret {

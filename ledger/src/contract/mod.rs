@@ -492,18 +492,32 @@ impl State {
         self.balances.balance_mut(id)
     }
 
-    /// Creates a pending item (S8), opening the parties' accounts: its id and the parties'.
-    /// Zero amounts create nothing.
-    fn add_item(&mut self, debtor: &Party, creditor: &Party, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<(u64, PartyId, PartyId)> {
-        if amount.is_zero() || debtor == creditor {
+    /// Creates a pending item of a sale (S8), opening the parties' accounts: its id and the
+    /// parties'; zero amounts create nothing. One side is always the seller (`me`), whose
+    /// account is opened at its first item and its id kept in `me_id`, so a sale looks the
+    /// seller up once, not once per item. `seller_pays`: the seller is the debtor.
+    #[allow(clippy::too_many_arguments)]
+    fn add_seller_item(
+        &mut self,
+        me: &Party,
+        me_id: &mut Option<PartyId>,
+        other: &Party,
+        seller_pays: bool,
+        amount: Amount,
+        kind: LineKind,
+        source: Hash,
+        lock_at_ms: u64,
+    ) -> Option<(u64, PartyId, PartyId)> {
+        if amount.is_zero() || other == me {
             return None;
         }
-        let creditor = self.balances.open(creditor);
-        let debtor = self.balances.open(debtor);
+        let me = *me_id.get_or_insert_with(|| self.balances.open(me));
+        let other = self.balances.open(other);
+        let (debtor, creditor) = if seller_pays { (me, other) } else { (other, me) };
         self.add_item_ids(debtor, creditor, amount, kind, source, lock_at_ms).map(|id| (id, debtor, creditor))
     }
 
-    /// [`State::add_item`] between parties that have accounts.
+    /// A pending item between parties that have accounts.
     fn add_item_ids(&mut self, debtor: PartyId, creditor: PartyId, amount: Amount, kind: LineKind, source: Hash, lock_at_ms: u64) -> Option<u64> {
         if amount.is_zero() || debtor == creditor {
             return None;

@@ -765,6 +765,7 @@ impl State {
 
         // --- from here on the sale is accepted ---
         let me = Party::Merchant(signer);
+        let mut me_id = None;
         // Kept with the sale: allocated at its final size.
         let mut items = Vec::with_capacity(plan.coupons.iter().filter(|(_, claim)| claim.is_some()).count() + plan.points_clearing.len() + plan.payouts.len());
         let mut sale_coupons = Vec::with_capacity(plan.coupons.len());
@@ -775,7 +776,7 @@ impl State {
             let index = match claim {
                 Some((issuer, value)) => {
                     let debtor = Party::Merchant(*issuer);
-                    match self.add_item(&debtor, &me, *value, LineKind::CouponClearing, id, lock_at) {
+                    match self.add_seller_item(&me, &mut me_id, &debtor, false, *value, LineKind::CouponClearing, id, lock_at) {
                         Some((item, debtor, creditor)) => {
                             items.push(SaleItem { item, debtor, creditor, kind: LineKind::CouponClearing, original: *value, reversed: Amount::ZERO });
                             Some((items.len() - 1) as u32)
@@ -789,12 +790,12 @@ impl State {
         }
         for (issuer, amount) in &plan.points_clearing {
             let debtor = Party::Merchant(*issuer);
-            if let Some((item, debtor, creditor)) = self.add_item(&debtor, &me, *amount, LineKind::PointsClearing, id, lock_at) {
+            if let Some((item, debtor, creditor)) = self.add_seller_item(&me, &mut me_id, &debtor, false, *amount, LineKind::PointsClearing, id, lock_at) {
                 items.push(SaleItem { item, debtor, creditor, kind: LineKind::PointsClearing, original: *amount, reversed: Amount::ZERO });
             }
         }
         for (creditor, kind, amount) in &plan.payouts {
-            if let Some((item, debtor, creditor)) = self.add_item(&me, creditor, *amount, *kind, id, lock_at) {
+            if let Some((item, debtor, creditor)) = self.add_seller_item(&me, &mut me_id, creditor, true, *amount, *kind, id, lock_at) {
                 items.push(SaleItem { item, debtor, creditor, kind: *kind, original: *amount, reversed: Amount::ZERO });
             }
         }
