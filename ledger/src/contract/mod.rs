@@ -60,7 +60,8 @@ pub use rules::SaleBaseLimit;
 pub use statement::{BilateralNet, Line, LineKind, Statement, Transfer};
 pub use types::{Balance, Lot, MerchantStatus, Obligation, ProposalStatus, StatementSummary};
 pub use views::{BatchView, ItemView, ProposalView, SaleView};
-pub use tree::{node as tree_node, NODE_KEY as TREE_NODE_KEY};
+/// The state trees' inner node, for the state proof's path check.
+pub(crate) use tree::node as tree_node;
 
 use accounts::{Accounts, PartyId};
 use items::{Item, Items, RawItems};

@@ -192,12 +192,16 @@ impl Store {
             return Err(not_a_store("no database in it; run `plaza init` first".into()));
         }
         let existing = DB::list_cf(&Options::default(), path).map_err(|e| not_a_store(e.into_string()))?;
+        // A store of an earlier format, named with what changed since.
+        let earlier = |marker: &str, change: &str| {
+            not_a_store(format!(
+                "it is in format {marker}, written by an earlier Plaza; {change} ({}): move it aside, run `plaza init` \
+                 again and the node syncs the chain from the alliance",
+                String::from_utf8_lossy(FORMAT_MARKER)
+            ))
+        };
         if existing.iter().any(|e| e == FORMAT_V1_RECEIPTS) {
-            return Err(not_a_store(
-                "it is in format plaza-store-v1, written by an earlier Plaza; this version keeps receipts in the record index \
-                 (plaza-store-v3): move it aside, run `plaza init` again and the node syncs the chain from the alliance"
-                    .into(),
-            ));
+            return Err(earlier("plaza-store-v1", "this version keeps receipts in the record index"));
         }
         for cf in COLUMN_FAMILIES {
             if !existing.iter().any(|e| e == cf) {
@@ -220,11 +224,7 @@ impl Store {
         match db.get_cf(meta, KEY_FORMAT)? {
             Some(marker) if marker == FORMAT_MARKER => {}
             Some(marker) if marker == FORMAT_V2_MARKER => {
-                return Err(not_a_store(
-                    "it is in format plaza-store-v2, written by an earlier Plaza whose state roots hash tree nodes differently \
-                     (plaza-store-v3): move it aside, run `plaza init` again and the node syncs the chain from the alliance"
-                        .into(),
-                ))
+                return Err(earlier("plaza-store-v2", "this version's state roots hash the state trees' nodes differently"));
             }
             Some(other) => return Err(not_a_store(format!("unknown format {:?}", String::from_utf8_lossy(&other)))),
             None => return Err(not_a_store("no format marker".into())),
