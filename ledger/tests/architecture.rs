@@ -30,7 +30,8 @@ fn dependencies(krate: &str) -> Vec<String> {
 
 #[test]
 fn crate_graph_follows_the_design() {
-    assert_eq!(plaza_dependencies("ledger"), Vec::<String>::new());
+    assert_eq!(plaza_dependencies("ledger"), vec!["plaza-hash-many"]);
+    assert_eq!(dependencies("ledger/hash-many"), vec!["blake3"]);
     assert_eq!(plaza_dependencies("consensus"), vec!["plaza-ledger"]);
     assert_eq!(plaza_dependencies("node"), vec!["plaza-consensus", "plaza-ledger"]);
 }
@@ -65,6 +66,27 @@ fn pure_crates_pull_in_no_io() {
     assert!(ledger_dep.get("features").is_none(), "consensus uses the ledger without the store");
 }
 
+/// The workspace forbids unsafe code (its `[workspace.lints]`), and every crate but one takes
+/// the workspace's lints. The one is `plaza-hash-many`, whose SIMD intrinsics need a few
+/// unsafe blocks; it must say why each is sound (clippy's `undocumented_unsafe_blocks`).
+#[test]
+fn unsafe_code_is_forbidden_but_in_the_hashing_crate() {
+    let root: toml::Table = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("workspace manifest").parse().expect("parses");
+    assert_eq!(root["workspace"]["lints"]["rust"]["unsafe_code"].as_str(), Some("forbid"));
+    let members = root["workspace"]["members"].as_array().expect("members");
+    for member in members {
+        let member = member.as_str().expect("a path");
+        let m = manifest(member);
+        if member == "ledger/hash-many" {
+            assert!(m["lints"].get("workspace").is_none(), "{member} has its own lints");
+            assert_eq!(m["lints"]["clippy"]["undocumented_unsafe_blocks"].as_str(), Some("deny"));
+            assert_eq!(m["lints"]["rust"]["unsafe_op_in_unsafe_fn"].as_str(), Some("deny"));
+        } else {
+            assert_eq!(m["lints"]["workspace"].as_bool(), Some(true), "{member} takes the workspace's lints");
+        }
+    }
+}
+
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -95,6 +117,7 @@ fn deterministic_code_uses_no_clock_randomness_or_hash_maps() {
         "consensus/src",
         "ledger/src/contract",
         "ledger/src/execute.rs",
+        "ledger/hash-many/src",
         "node/src/replica.rs",
         "node/src/chain.rs",
         "node/src/mempool.rs",

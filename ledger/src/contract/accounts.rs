@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::record::Party;
 
-use super::table::{leaf_of, NO_SLOT};
+use super::table::{leaf_of, Leaves, NO_SLOT};
 use super::tree::{SlotTree, EMPTY};
 use super::types::Balance;
 use crate::hash::Hash;
@@ -88,18 +88,16 @@ impl Accounts {
             self.touched[*id as usize] = false;
         }
         touched.sort_unstable_by(|a, b| self.parties[*a as usize].cmp(&self.parties[*b as usize]));
+        let mut leaves = Leaves::new(&mut self.tree, buffer);
         for id in &touched {
             let i = *id as usize;
-            let leaf = leaf_of(buffer, |w| {
-                self.parties[i].encode(w);
-                self.balances[i].encode(w);
+            let (party, balance) = (&self.parties[i], &self.balances[i]);
+            leaves.queue(&mut self.slots[i], |w| {
+                party.encode(w);
+                balance.encode(w);
             });
-            if self.slots[i] == NO_SLOT {
-                self.slots[i] = self.tree.push(leaf);
-            } else {
-                self.tree.set(self.slots[i], leaf);
-            }
         }
+        leaves.write();
         touched.clear();
         self.touched_list = touched;
         self.tree.root()

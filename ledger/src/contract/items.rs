@@ -12,7 +12,7 @@ use crate::record::Party;
 
 use super::accounts::{Accounts, PartyId};
 use super::statement::LineKind;
-use super::table::{leaf_of, NO_SLOT};
+use super::table::{leaf_of, Leaves, NO_SLOT};
 use super::tree::{SlotTree, EMPTY};
 use crate::merkle::InclusionProof;
 
@@ -174,18 +174,15 @@ impl Items {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
+        let mut leaves = Leaves::new(&mut self.tree, buffer);
         for id in &dirty {
             let Some((item, slot)) = entry_in(&mut self.pages, *id) else { continue };
-            let leaf = leaf_of(buffer, |w| {
+            leaves.queue(slot, |w| {
                 w.u64(*id);
                 item.encode(w, accounts);
             });
-            if *slot == NO_SLOT {
-                *slot = self.tree.push(leaf);
-            } else {
-                self.tree.set(*slot, leaf);
-            }
         }
+        leaves.write();
         dirty.clear();
         self.dirty = dirty;
         if compact && self.tree.empty_slots() > 0 {

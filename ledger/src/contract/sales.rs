@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 
 use super::accounts::Accounts;
-use super::table::{leaf_of, NO_SLOT};
+use super::table::{leaf_of, Leaves, NO_SLOT};
 use super::tree::SlotTree;
 use crate::hash::Hash;
 use crate::merkle::InclusionProof;
@@ -128,6 +128,7 @@ impl Sales {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
+        let mut leaves = Leaves::new(&mut self.tree, buffer);
         let mut at = 0;
         while at < dirty.len() {
             // One seller's keys at a time: one lookup of the seller.
@@ -136,20 +137,16 @@ impl Sales {
             while at < dirty.len() && dirty[at].0 == seller {
                 let order = &dirty[at].1;
                 if let Some((sale, slot)) = orders.get_mut(order) {
-                    let leaf = leaf_of(buffer, |w| {
+                    leaves.queue(slot, |w| {
                         seller.encode(w);
                         order.encode(w);
                         sale.encode_with(w, accounts);
                     });
-                    if *slot == NO_SLOT {
-                        *slot = self.tree.push(leaf);
-                    } else {
-                        self.tree.set(*slot, leaf);
-                    }
                 }
                 at += 1;
             }
         }
+        leaves.write();
         dirty.clear();
         self.dirty = dirty;
         self.tree.root()

@@ -22,6 +22,63 @@ pub(crate) fn leaf_of(buffer: &mut Writer, encode: impl FnOnce(&mut Writer)) -> 
     Hash::digest(buffer.as_slice())
 }
 
+/// The leaves one commit writes into a table's tree, encoded one after another into one
+/// buffer and hashed together when it finishes (several at a time where the processor can:
+/// `plaza_hash_many`). A new entry's slot is given when its leaf is queued: the next free
+/// slot, in the order leaves are queued.
+pub(crate) struct Leaves<'a> {
+    tree: &'a mut SlotTree,
+    buffer: &'a mut Writer,
+    ends: Vec<usize>,
+    slots: Vec<u64>,
+    next: u64,
+}
+
+impl<'a> Leaves<'a> {
+    pub fn new(tree: &'a mut SlotTree, buffer: &'a mut Writer) -> Self {
+        buffer.clear();
+        let next = tree.len();
+        Leaves { tree, buffer, ends: Vec::new(), slots: Vec::new(), next }
+    }
+
+    /// Queues the leaf `H(0x00 ‖ what encode writes)` for `slot`; a new entry's slot
+    /// (`NO_SLOT`) becomes the next free one.
+    pub fn queue(&mut self, slot: &mut u64, encode: impl FnOnce(&mut Writer)) {
+        if *slot == NO_SLOT {
+            *slot = self.next;
+            self.next += 1;
+        }
+        self.buffer.u8(0x00);
+        encode(self.buffer);
+        self.ends.push(self.buffer.len());
+        self.slots.push(*slot);
+    }
+
+    /// Hashes the queued leaves and writes them into the tree (the caller then takes its root).
+    pub fn write(self) {
+        let bytes = self.buffer.as_slice();
+        let mut start = 0;
+        let inputs: Vec<&[u8]> = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let input = &bytes[start..end];
+                start = end;
+                input
+            })
+            .collect();
+        let mut hashes = vec![[0u8; 32]; inputs.len()];
+        plaza_hash_many::hash_each(None, &inputs, &mut hashes);
+        for (&slot, hash) in self.slots.iter().zip(hashes) {
+            if slot == self.tree.len() {
+                self.tree.push(Hash(hash));
+            } else {
+                self.tree.set(slot, Hash(hash));
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Table<K: Ord, V> {
     map: BTreeMap<K, Slot<V>>,
@@ -85,19 +142,16 @@ impl<K: Ord + Clone + Encode + Decode, V: Encode + Decode> Table<K, V> {
     pub fn commit(&mut self, buffer: &mut Writer) -> Hash {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
+        let mut leaves = Leaves::new(&mut self.tree, buffer);
         for key in &dirty {
             let Some(slot) = self.map.get_mut(key) else { continue };
             slot.touched = false;
-            let leaf = leaf_of(buffer, |w| {
+            leaves.queue(&mut slot.slot, |w| {
                 key.encode(w);
                 slot.value.encode(w);
             });
-            if slot.slot == NO_SLOT {
-                slot.slot = self.tree.push(leaf);
-            } else {
-                self.tree.set(slot.slot, leaf);
-            }
         }
+        leaves.write();
         // Keep the vector's capacity for the next block.
         dirty.clear();
         self.dirty = dirty;

@@ -48,6 +48,46 @@ pub fn node(left: &Hash, right: &Hash) -> Hash {
     Hash(*blake3::keyed_hash(&NODE_KEY, &bytes).as_bytes())
 }
 
+/// Nodes of one level to compute, hashed together when written (several at a time where the
+/// processor can: `plaza_hash_many`); [`node`] one by one gives the same hashes.
+#[derive(Default)]
+struct Nodes {
+    /// (index in the level above, `left ‖ right`)
+    pairs: Vec<(usize, [u8; 64])>,
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Nodes {
+    fn len(&self) -> usize {
+        self.pairs.len()
+    }
+    /// Queues node `p` of `above` over `left` and `right`; two `EMPTY` children give `EMPTY`
+    /// at once.
+    fn queue(&mut self, p: usize, left: &Hash, right: &Hash, above: &mut Hashes) {
+        if *left == EMPTY && *right == EMPTY {
+            if above[p] != EMPTY {
+                above[p] = EMPTY;
+            }
+            return;
+        }
+        let mut pair = [0u8; 64];
+        pair[..32].copy_from_slice(left.as_bytes());
+        pair[32..].copy_from_slice(right.as_bytes());
+        self.pairs.push((p, pair));
+    }
+    /// Hashes the queued nodes into `above`.
+    fn write(&mut self, above: &mut Hashes) {
+        self.hashes.clear();
+        self.hashes.resize(self.pairs.len(), [0; 32]);
+        let inputs: Vec<&[u8]> = self.pairs.iter().map(|(_, pair)| &pair[..]).collect();
+        plaza_hash_many::hash_each(Some(&NODE_KEY), &inputs, &mut self.hashes);
+        for ((p, _), hash) in self.pairs.iter().zip(&self.hashes) {
+            above[*p] = Hash(*hash);
+        }
+        self.pairs.clear();
+    }
+}
+
 /// Hashes per chunk of a [`Hashes`] (32 KiB).
 const CHUNK: usize = 1024;
 
@@ -199,6 +239,7 @@ impl SlotTree {
             }
             let parents = below.len() / 2;
             let mut above = Hashes::empty(parents);
+            let mut nodes = Nodes::default();
             let mut p = 0;
             while p < parents {
                 // Chunk boundaries are even, so a chunk's children pairs stay within it.
@@ -207,12 +248,13 @@ impl SlotTree {
                     p = (c + 1) * CHUNK / 2;
                     continue;
                 }
-                let h = node(&below[2 * p], &below[2 * p + 1]);
-                if h != EMPTY {
-                    above[p] = h;
+                nodes.queue(p, &below[2 * p], &below[2 * p + 1], &mut above);
+                if nodes.len() == CHUNK {
+                    nodes.write(&mut above);
                 }
                 p += 1;
             }
+            nodes.write(&mut above);
             levels.push(above);
         }
         SlotTree { levels, dirty: Vec::new(), empty }
@@ -268,6 +310,7 @@ impl SlotTree {
         dirty.sort_unstable();
         dirty.dedup();
         let mut next = Vec::with_capacity(dirty.len() / 2 + 1);
+        let mut nodes = Nodes::default();
         let mut k = 0;
         while self.levels[k].len() >= 2 && !dirty.is_empty() {
             if self.levels.len() == k + 1 {
@@ -284,10 +327,12 @@ impl SlotTree {
                     next.push(p);
                 }
             }
+            // The level's changed nodes, hashed together.
             for &p in &next {
                 let p = p as usize;
-                above[p] = node(&below[2 * p], &below[2 * p + 1]);
+                nodes.queue(p, &below[2 * p], &below[2 * p + 1], above);
             }
+            nodes.write(above);
             std::mem::swap(&mut dirty, &mut next);
             k += 1;
         }
