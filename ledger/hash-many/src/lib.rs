@@ -2,7 +2,7 @@
 //! "Table trees"), hashed eight at a time with AVX2 where the processor has it.
 //!
 //! This is the one crate of Plaza's that holds unsafe code (the rest of the workspace forbids
-//! it): three unsafe blocks, an unaligned load, an unaligned store and the call into the AVX2
+//! it): three unsafe blocks, an unaligned load, an unaligned store of a finished lane and the call into the AVX2
 //! path after the processor was seen to have AVX2.
 //!
 //! The output is blake3 itself, whichever path computes it: [`hash_each`] is the same
@@ -285,15 +285,12 @@ mod avx2 {
             let m = [lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7], hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7]];
             compress(&mut cv, &m, vector(block_len), vector(flags));
             if ends.contains(&b) {
-                let mut words = [[0u32; LANES]; 8];
-                for (w, v) in words.iter_mut().zip(cv) {
-                    // SAFETY: `w` is 32 writable bytes; the store is unaligned.
-                    unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), v) };
-                }
+                // Columns back into rows: `rows[j]` is lane `j`'s eight words, which in
+                // little-endian order are its hash.
+                let rows = transpose(cv);
                 for j in (0..LANES).filter(|&j| ends[j] == b) {
-                    for (w, word) in words.iter().enumerate() {
-                        hashes[j][4 * w..4 * w + 4].copy_from_slice(&word[j].to_le_bytes());
-                    }
+                    // SAFETY: `hashes[j]` is 32 writable bytes; the store is unaligned.
+                    unsafe { _mm256_storeu_si256(hashes[j].as_mut_ptr().cast(), rows[j]) };
                 }
             }
         }
