@@ -14,10 +14,13 @@ use super::tree::{SlotTree, EMPTY};
 /// An entry that has no slot yet (inserted in the current block).
 pub(crate) const NO_SLOT: u64 = u64::MAX;
 
+/// The byte a leaf's hashed bytes start with (docs/FORMAT.md, "Table trees").
+const LEAF_PREFIX: u8 = 0x00;
+
 /// `H(0x00 ‖ key ‖ value)`, encoded into `buffer` (cleared first).
 pub(crate) fn leaf_of(buffer: &mut Writer, encode: impl FnOnce(&mut Writer)) -> Hash {
     buffer.clear();
-    buffer.u8(0x00);
+    buffer.u8(LEAF_PREFIX);
     encode(buffer);
     Hash::digest(buffer.as_slice())
 }
@@ -48,7 +51,7 @@ impl<'a> Leaves<'a> {
             *slot = self.next;
             self.next += 1;
         }
-        self.buffer.u8(0x00);
+        self.buffer.u8(LEAF_PREFIX);
         encode(self.buffer);
         self.ends.push(self.buffer.len());
         self.slots.push(*slot);

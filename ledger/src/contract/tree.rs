@@ -42,10 +42,16 @@ pub fn node(left: &Hash, right: &Hash) -> Hash {
     if *left == EMPTY && *right == EMPTY {
         return EMPTY;
     }
+    Hash(*blake3::keyed_hash(&NODE_KEY, &pair(left, right)).as_bytes())
+}
+
+/// `left ‖ right`, what a node hashes.
+#[inline]
+fn pair(left: &Hash, right: &Hash) -> [u8; 64] {
     let mut bytes = [0u8; 64];
     bytes[..32].copy_from_slice(left.as_bytes());
     bytes[32..].copy_from_slice(right.as_bytes());
-    Hash(*blake3::keyed_hash(&NODE_KEY, &bytes).as_bytes())
+    bytes
 }
 
 /// Nodes of one level to compute, hashed together when written (several at a time where the
@@ -70,10 +76,7 @@ impl Nodes {
             }
             return;
         }
-        let mut pair = [0u8; 64];
-        pair[..32].copy_from_slice(left.as_bytes());
-        pair[32..].copy_from_slice(right.as_bytes());
-        self.pairs.push((p, pair));
+        self.pairs.push((p, pair(left, right)));
     }
     /// Hashes the queued nodes into `above`.
     fn write(&mut self, above: &mut Hashes) {
