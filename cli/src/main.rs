@@ -58,7 +58,7 @@ enum Command {
     #[command(after_help = "Example: plaza testnet --nodes 4 --demo --dir /tmp/alliance")]
     Testnet(node::TestnetArgs),
     /// Benchmark a local testnet against the ed25519 verification ceiling.
-    #[command(after_help = "Examples:\n  plaza bench --nodes 4 --json\n  plaza bench --catch-up --records 50000     # block sync of a node that missed them\n  plaza bench --restart --nodes 1 --records 1000000")]
+    #[command(after_help = "Examples:\n  plaza bench --nodes 4 --json\n  plaza bench --catch-up --records 50000     # block sync of a node that missed them\n  plaza bench --restart --nodes 1 --records 1000000\n  plaza bench --rates 8000,12000 --node-binary ./plaza-before   # the same load on an earlier build")]
     Bench(node::BenchArgs),
     /// Recompute a settlement period offline from a node's store.
     #[command(after_help = "Example: plaza settle --home ./hotpot --period 3 --json")]

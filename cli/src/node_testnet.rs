@@ -82,6 +82,23 @@ pub struct BenchArgs {
     /// The rate those sales are offered at, records per second.
     #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub load_rate: u64,
+    /// Member cards each merchant issues before the load (every second sale goes to one, in
+    /// turn): fewer cards, more points lots on each.
+    #[arg(long, default_value_t = plaza_testnet::load::CARDS_PER_MERCHANT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub cards: u16,
+    /// The plaza binary the nodes run (default: this one), to compare a build with another
+    /// under the same load generator.
+    #[arg(long, value_name = "PATH")]
+    pub node_binary: Option<PathBuf>,
+}
+
+/// The binary the bench's nodes run: `--node-binary`, checked to be a file, or this one.
+fn node_binary(args: &BenchArgs) -> Result<PathBuf, CliError> {
+    match &args.node_binary {
+        Some(path) if path.is_file() => Ok(path.clone()),
+        Some(path) => Err(CliError::new(format!("--node-binary {}: no such file", path.display()))),
+        None => this_binary(),
+    }
 }
 
 /// The testnet's errors keep their meaning: a divergence exits with the verification code.
@@ -227,8 +244,9 @@ pub fn bench(args: BenchArgs) -> CliResult {
         rates: args.rates.clone(),
         step_seconds: args.step_seconds,
         dir: args.dir.clone().unwrap_or_else(|| default_dir("bench")),
-        binary: this_binary()?,
+        binary: node_binary(&args)?,
         profile: args.profile,
+        cards_per_merchant: args.cards,
     };
     let report = run_bench(&plan, &mut |line| eprintln!("{line}")).map_err(from_testnet)?;
     if args.json {
@@ -286,7 +304,8 @@ fn recovery(args: BenchArgs) -> CliResult {
         records: args.records,
         rate: args.load_rate,
         dir: args.dir.clone().unwrap_or_else(|| default_dir("bench")),
-        binary: this_binary()?,
+        binary: node_binary(&args)?,
+        cards_per_merchant: args.cards,
     };
     let r = run_recovery(&plan, &mut |line| eprintln!("{line}")).map_err(from_testnet)?;
     if args.json {

@@ -6,7 +6,7 @@
 //! whose created-at time has left the window around the current block time are dropped,
 //! since no block could carry them any more.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use plaza_ledger::record::Record;
 use plaza_ledger::{Hash, PublicKey};
@@ -22,9 +22,23 @@ pub enum Refusal {
     OutsideWindow,
 }
 
+/// A waiting record and where the indexes hold it.
+struct Waiting {
+    record: Record,
+    /// Its place in its signer's queue: the mempool's admission counter when it came.
+    arrival: u64,
+}
+
+/// Every operation costs a logarithm of the records waiting, not their number: under
+/// overload the pool is full (`records_max`), and a removal or an expiry after each block
+/// that walked the whole pool made the node slower the more it was offered.
 pub struct Mempool {
-    records: BTreeMap<Hash, Record>,
-    queues: BTreeMap<PublicKey, VecDeque<Hash>>,
+    records: BTreeMap<Hash, Waiting>,
+    /// Each signer's records by arrival.
+    queues: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
+    /// Every record by its created-at time, for expiry.
+    by_created: BTreeSet<(u64, Hash)>,
+    arrivals: u64,
     records_max: usize,
     per_merchant_max: usize,
     /// Rotates the first signer served, so no merchant is always first.
@@ -33,7 +47,15 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(records_max: usize, per_merchant_max: usize) -> Mempool {
-        Mempool { records: BTreeMap::new(), queues: BTreeMap::new(), records_max, per_merchant_max, cursor: 0 }
+        Mempool {
+            records: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            by_created: BTreeSet::new(),
+            arrivals: 0,
+            records_max,
+            per_merchant_max,
+            cursor: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -46,11 +68,11 @@ impl Mempool {
         self.records.contains_key(id)
     }
     pub fn get(&self, id: &Hash) -> Option<&Record> {
-        self.records.get(id)
+        self.records.get(id).map(|w| &w.record)
     }
     /// The records one signer has waiting, in arrival order.
     pub fn of_signer<'a>(&'a self, signer: &PublicKey) -> impl Iterator<Item = &'a Record> + 'a {
-        self.queues.get(signer).into_iter().flatten().filter_map(|id| self.records.get(id))
+        self.queues.get(signer).into_iter().flat_map(BTreeMap::values).filter_map(|id| self.get(id))
     }
 
     /// Admits a record that already passed [`Record::check`]. `now_ms` is the node's block
@@ -60,47 +82,43 @@ impl Mempool {
         if self.records.contains_key(&id) {
             return Err(Refusal::Duplicate);
         }
-        if record.body().created_at_ms.abs_diff(now_ms) > window_ms {
+        let created = record.body().created_at_ms;
+        if created.abs_diff(now_ms) > window_ms {
             return Err(Refusal::OutsideWindow);
         }
         if self.records.len() >= self.records_max {
             return Err(Refusal::Full);
         }
-        let signer = *record.signer();
-        let queue = self.queues.entry(signer).or_default();
+        let queue = self.queues.entry(*record.signer()).or_default();
         if queue.len() >= self.per_merchant_max {
             return Err(Refusal::MerchantFull);
         }
-        queue.push_back(id);
-        self.records.insert(id, record);
+        let arrival = self.arrivals;
+        self.arrivals += 1;
+        queue.insert(arrival, id);
+        self.by_created.insert((created, id));
+        self.records.insert(id, Waiting { record, arrival });
         Ok(())
     }
 
     /// Up to `max` records for a block, round-robin over signers, skipping `exclude`.
     pub fn select(&mut self, max: usize, exclude: &BTreeSet<Hash>) -> Vec<Record> {
-        let signers: Vec<PublicKey> = self.queues.keys().copied().collect();
-        if signers.is_empty() {
+        if self.queues.is_empty() || max == 0 {
             return Vec::new();
         }
-        let start = (self.cursor % signers.len() as u64) as usize;
+        let start = (self.cursor % self.queues.len() as u64) as usize;
         self.cursor = self.cursor.wrapping_add(1);
-        let mut positions = vec![0usize; signers.len()];
+        // Each signer's queue from its oldest, starting the round at the cursor's signer.
+        let mut queues: Vec<_> = self.queues.values().map(BTreeMap::values).collect();
+        queues.rotate_left(start);
         let mut out = Vec::new();
         loop {
             let mut progressed = false;
-            for k in 0..signers.len() {
-                let s = (start + k) % signers.len();
-                let Some(queue) = self.queues.get(&signers[s]) else { continue };
-                while positions[s] < queue.len() {
-                    let id = queue[positions[s]];
-                    positions[s] += 1;
-                    if exclude.contains(&id) {
-                        continue;
-                    }
-                    if let Some(r) = self.records.get(&id) {
-                        out.push(r.clone());
+            for queue in &mut queues {
+                if let Some(id) = queue.find(|id| !exclude.contains(id)) {
+                    if let Some(w) = self.records.get(id) {
+                        out.push(w.record.clone());
                         progressed = true;
-                        break;
                     }
                 }
                 if out.len() >= max {
@@ -115,32 +133,35 @@ impl Mempool {
 
     /// Drops records (finalized, or refused by the contract).
     pub fn remove(&mut self, ids: &[Hash]) {
-        let mut touched = BTreeSet::new();
         for id in ids {
-            if let Some(r) = self.records.remove(id) {
-                touched.insert(*r.signer());
+            self.remove_one(id);
+        }
+    }
+
+    fn remove_one(&mut self, id: &Hash) {
+        let Some(w) = self.records.remove(id) else { return };
+        let signer = w.record.signer();
+        if let Some(queue) = self.queues.get_mut(signer) {
+            queue.remove(&w.arrival);
+            if queue.is_empty() {
+                self.queues.remove(signer);
             }
         }
-        for signer in touched {
-            if let Some(queue) = self.queues.get_mut(&signer) {
-                queue.retain(|id| self.records.contains_key(id));
-                if queue.is_empty() {
-                    self.queues.remove(&signer);
-                }
-            }
-        }
+        self.by_created.remove(&(w.record.body().created_at_ms, *id));
     }
 
     /// Drops records created more than `window_ms` before `block_time_ms`. Returns how many.
     pub fn expire(&mut self, block_time_ms: u64, window_ms: u64) -> usize {
-        let stale: Vec<Hash> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.body().created_at_ms.saturating_add(window_ms) < block_time_ms)
-            .map(|(id, _)| *id)
-            .collect();
-        self.remove(&stale);
-        stale.len()
+        let mut dropped = 0;
+        while let Some(&(created, id)) = self.by_created.first() {
+            if created.saturating_add(window_ms) >= block_time_ms {
+                break;
+            }
+            self.by_created.pop_first();
+            self.remove_one(&id);
+            dropped += 1;
+        }
+        dropped
     }
 }
 
@@ -177,5 +198,125 @@ mod tests {
         assert_eq!(signers.len(), 2, "one record from each merchant first");
         assert_eq!(pool.expire(2000, 10), 4);
         assert!(pool.is_empty());
+    }
+
+    /// The obvious mempool: a list in arrival order, every operation a walk over all of it.
+    /// The real one must answer exactly as it does.
+    #[derive(Default)]
+    struct Model {
+        waiting: Vec<Record>,
+        cursor: u64,
+    }
+
+    impl Model {
+        fn insert(&mut self, r: Record, now: u64, window: u64, max: usize, per: usize) -> Result<(), Refusal> {
+            if self.waiting.iter().any(|w| w.id() == r.id()) {
+                return Err(Refusal::Duplicate);
+            }
+            if r.body().created_at_ms.abs_diff(now) > window {
+                return Err(Refusal::OutsideWindow);
+            }
+            if self.waiting.len() >= max {
+                return Err(Refusal::Full);
+            }
+            if self.waiting.iter().filter(|w| w.signer() == r.signer()).count() >= per {
+                return Err(Refusal::MerchantFull);
+            }
+            self.waiting.push(r);
+            Ok(())
+        }
+        fn select(&mut self, max: usize, exclude: &BTreeSet<Hash>) -> Vec<Hash> {
+            let signers: Vec<PublicKey> = self.waiting.iter().map(|r| *r.signer()).collect::<BTreeSet<_>>().into_iter().collect();
+            if signers.is_empty() || max == 0 {
+                return Vec::new();
+            }
+            let start = (self.cursor % signers.len() as u64) as usize;
+            self.cursor += 1;
+            let mut queues: Vec<Vec<Hash>> = signers
+                .iter()
+                .map(|s| self.waiting.iter().filter(|r| r.signer() == s && !exclude.contains(&r.id())).map(Record::id).collect())
+                .collect();
+            queues.rotate_left(start);
+            let mut out = Vec::new();
+            for round in 0.. {
+                let mut progressed = false;
+                for q in &queues {
+                    if let Some(id) = q.get(round) {
+                        out.push(*id);
+                        progressed = true;
+                    }
+                    if out.len() >= max {
+                        return out;
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            out
+        }
+        fn remove(&mut self, ids: &[Hash]) {
+            self.waiting.retain(|r| !ids.contains(&r.id()));
+        }
+        fn expire(&mut self, time: u64, window: u64) -> usize {
+            let before = self.waiting.len();
+            self.waiting.retain(|r| r.body().created_at_ms.saturating_add(window) >= time);
+            before - self.waiting.len()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { signer: usize, n: u8, at: u64 },
+        Select { max: usize, exclude_mod: u8 },
+        Remove { every: usize },
+        Expire { time: u64 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (0..3usize, any::<u8>(), 900..1100u64).prop_map(|(signer, n, at)| Op::Insert { signer, n, at }),
+            2 => (0..8usize, 0..4u8).prop_map(|(max, exclude_mod)| Op::Select { max, exclude_mod }),
+            1 => (1..4usize).prop_map(|every| Op::Remove { every }),
+            1 => (950..1200u64).prop_map(|time| Op::Expire { time }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn answers_as_the_obvious_mempool(ops in proptest::collection::vec(op(), 1..120)) {
+            let keys = [Keypair::from_seed(b"a"), Keypair::from_seed(b"b"), Keypair::from_seed(b"c")];
+            let (max, per, window) = (12, 5, 60);
+            let mut pool = Mempool::new(max, per);
+            let mut model = Model::default();
+            for op in ops {
+                match op {
+                    Op::Insert { signer, n, at } => {
+                        let r = record(&keys[signer], n, at);
+                        proptest::prop_assert_eq!(pool.insert(r.clone(), 1000, window), model.insert(r, 1000, window, max, per));
+                    }
+                    Op::Select { max, exclude_mod } => {
+                        // Exclude every record whose id's first byte falls in one residue class.
+                        let exclude: BTreeSet<Hash> =
+                            model.waiting.iter().map(Record::id).filter(|id| exclude_mod > 0 && id.as_bytes()[0] % 4 == exclude_mod).collect();
+                        let got: Vec<Hash> = pool.select(max, &exclude).iter().map(Record::id).collect();
+                        proptest::prop_assert_eq!(got, model.select(max, &exclude));
+                    }
+                    Op::Remove { every } => {
+                        let ids: Vec<Hash> = model.waiting.iter().step_by(every).map(Record::id).collect();
+                        pool.remove(&ids);
+                        model.remove(&ids);
+                    }
+                    Op::Expire { time } => proptest::prop_assert_eq!(pool.expire(time, window), model.expire(time, window)),
+                }
+                proptest::prop_assert_eq!(pool.len(), model.waiting.len());
+                for key in &keys {
+                    let got: Vec<Hash> = pool.of_signer(&key.public()).map(Record::id).collect();
+                    let want: Vec<Hash> = model.waiting.iter().filter(|r| *r.signer() == key.public()).map(Record::id).collect();
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
+        }
     }
 }

@@ -28,6 +28,8 @@ pub struct BenchPlan {
     pub binary: PathBuf,
     /// Sample node 0 with `perf` during the last step and break its CPU down by stage.
     pub profile: bool,
+    /// Member cards each merchant issues before the load; every second sale goes to one.
+    pub cards_per_merchant: u16,
 }
 
 /// One rate step's figures.
@@ -247,7 +249,7 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
     let alliance = api::status(&clients[0])?.alliance()?;
     let signers: Vec<Keypair> = net.merchants.iter().map(|m| clone_key(&m.keypair)).collect::<Result<_, _>>()?;
     // Cards for a realistic mix: half the sales are to a member card of another merchant.
-    let (cards, setup) = load::card_setup(&signers, alliance);
+    let (cards, setup) = load::card_setup(&signers, alliance, plan.cards_per_merchant);
     load::submit_all_final(&clients[0], &setup)?;
     let mut order = 0u64;
     let mut rows = Vec::new();
@@ -385,6 +387,8 @@ pub struct RecoveryPlan {
     pub rate: u64,
     pub dir: PathBuf,
     pub binary: PathBuf,
+    /// As in [`BenchPlan`].
+    pub cards_per_merchant: u16,
 }
 
 /// A recovery measurement's figures (printed as JSON by `plaza bench --json`).
@@ -434,7 +438,7 @@ pub fn recovery(plan: &RecoveryPlan, progress: &mut dyn FnMut(&str)) -> Result<R
     let live: Vec<Client> = if plan.kind == Recovery::CatchUp { clients[..last].to_vec() } else { clients.clone() };
     let alliance = api::status(&clients[0])?.alliance()?;
     let signers: Vec<Keypair> = net.merchants.iter().map(|m| clone_key(&m.keypair)).collect::<Result<_, _>>()?;
-    let (cards, setup) = load::card_setup(&signers, alliance);
+    let (cards, setup) = load::card_setup(&signers, alliance, plan.cards_per_merchant);
     load::submit_all_final(&clients[0], &setup)?;
     if plan.kind == Recovery::CatchUp {
         net.kill(last);

@@ -433,7 +433,7 @@ pub fn run(plan: &DockerPlan, stop: &AtomicBool, progress: &mut dyn FnMut(&str))
     wait_all(&cluster, 1, Duration::from_secs(120))?;
     progress("every node finalized a block; starting the load");
     let signers: Vec<plaza_ledger::Keypair> = net.merchants.iter().map(|m| clone_key(&m.keypair)).collect::<Result<_, _>>()?;
-    let (cards, setup) = load::card_setup(&signers, alliance);
+    let (cards, setup) = load::card_setup(&signers, alliance, load::CARDS_PER_MERCHANT);
     load::submit_all_final(&cluster.client(0, Duration::from_secs(60)), &setup)?;
     let targets = (0..m.nodes).map(|i| cluster.client(i, Duration::from_secs(20))).collect();
     let generator = AcknowledgedLoad::start(targets, &signers, alliance, cards, Duration::from_millis(m.load_pause_ms))?;
