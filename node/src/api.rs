@@ -470,10 +470,7 @@ fn order_match(shared: &Shared, record: &Record, ignore_base: bool) -> Result<Or
         });
     }
     let mempool = shared.mempool();
-    let pending = mempool
-        .of_signer(&signer)
-        .find(|r| r.id() != id && matches!(r.payload(), Payload::Sale { order: o, .. } if o == order));
-    Ok(pending.map_or(OrderMatch::New, verdict))
+    Ok(mempool.sale_by_order(&signer, order, &id).map_or(OrderMatch::New, verdict))
 }
 
 /// A record's status: final (height, index, receipt), pending (in the mempool), or unknown.

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plaza_ledger::record::Record;
+use plaza_ledger::record::{Payload, Record};
 use plaza_ledger::{Hash, PublicKey};
 
 /// Why a record was not admitted.
@@ -38,6 +38,8 @@ pub struct Mempool {
     queues: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     /// Every record by its created-at time, for expiry.
     by_created: BTreeSet<(u64, Hash)>,
+    /// Every sale by its signer and order id, then arrival (the API's duplicate-order check).
+    orders: BTreeSet<(PublicKey, String, u64)>,
     arrivals: u64,
     records_max: usize,
     per_merchant_max: usize,
@@ -51,6 +53,7 @@ impl Mempool {
             records: BTreeMap::new(),
             queues: BTreeMap::new(),
             by_created: BTreeSet::new(),
+            orders: BTreeSet::new(),
             arrivals: 0,
             records_max,
             per_merchant_max,
@@ -75,6 +78,15 @@ impl Mempool {
         self.queues.get(signer).into_iter().flat_map(BTreeMap::values).filter_map(|id| self.get(id))
     }
 
+    /// The first sale to arrive, of those waiting, that `signer` signed with this order id,
+    /// other than the record `except`.
+    pub fn sale_by_order(&self, signer: &PublicKey, order: &str, except: &Hash) -> Option<&Record> {
+        let from = (*signer, order.to_owned(), 0);
+        let to = (*signer, order.to_owned(), u64::MAX);
+        let queue = self.queues.get(signer)?;
+        self.orders.range(from..=to).filter_map(|(_, _, arrival)| queue.get(arrival)).find(|id| *id != except).and_then(|id| self.get(id))
+    }
+
     /// Admits a record that already passed [`Record::check`]. `now_ms` is the node's block
     /// clock and `window_ms` the policy's record time window.
     pub fn insert(&mut self, record: Record, now_ms: u64, window_ms: u64) -> Result<(), Refusal> {
@@ -97,6 +109,9 @@ impl Mempool {
         self.arrivals += 1;
         queue.insert(arrival, id);
         self.by_created.insert((created, id));
+        if let Payload::Sale { order, .. } = record.payload() {
+            self.orders.insert((*record.signer(), order.clone(), arrival));
+        }
         self.records.insert(id, Waiting { record, arrival });
         Ok(())
     }
@@ -148,6 +163,9 @@ impl Mempool {
             }
         }
         self.by_created.remove(&(w.record.body().created_at_ms, *id));
+        if let Payload::Sale { order, .. } = w.record.payload() {
+            self.orders.remove(&(*signer, order.clone(), w.arrival));
+        }
     }
 
     /// Drops records created more than `window_ms` before `block_time_ms`. Returns how many.
@@ -170,6 +188,24 @@ mod tests {
     use super::*;
     use plaza_ledger::record::{CardId, Payload, RecordBody};
     use plaza_ledger::Keypair;
+
+    /// A sale when `n` is odd, its order id one of four (so orders repeat), else a card issue.
+    fn record_of_either_kind(key: &Keypair, n: u8, at: u64) -> Record {
+        if n % 2 == 0 {
+            return record(key, n, at);
+        }
+        let gross = plaza_ledger::money::Amount::from_cents(100 + u64::from(n)).expect("amount");
+        let payload = Payload::Sale {
+            order: format!("o{}", n % 8 / 2),
+            gross,
+            base: gross,
+            card: None,
+            referral_code: None,
+            coupon_codes: Vec::new(),
+            points_redeemed: 0,
+        };
+        Record::sign(RecordBody { alliance: Hash::ZERO, signer: key.public(), created_at_ms: at, payload }, key)
+    }
 
     fn record(key: &Keypair, n: u8, at: u64) -> Record {
         let body = RecordBody {
@@ -293,7 +329,7 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Insert { signer, n, at } => {
-                        let r = record(&keys[signer], n, at);
+                        let r = record_of_either_kind(&keys[signer], n, at);
                         proptest::prop_assert_eq!(pool.insert(r.clone(), 1000, window), model.insert(r, 1000, window, max, per));
                     }
                     Op::Select { max, exclude_mod } => {
@@ -314,7 +350,20 @@ mod tests {
                 for key in &keys {
                     let got: Vec<Hash> = pool.of_signer(&key.public()).map(Record::id).collect();
                     let want: Vec<Hash> = model.waiting.iter().filter(|r| *r.signer() == key.public()).map(Record::id).collect();
-                    proptest::prop_assert_eq!(got, want);
+                    proptest::prop_assert_eq!(&got, &want);
+                    // The duplicate-order lookup, for each order id and either exception.
+                    for order in ["o0", "o1", "o2", "o3"] {
+                        for except in [Hash::ZERO, want.first().copied().unwrap_or(Hash::ZERO)] {
+                            let found = pool.sale_by_order(&key.public(), order, &except).map(Record::id);
+                            let expected = model
+                                .waiting
+                                .iter()
+                                .filter(|r| *r.signer() == key.public() && r.id() != except)
+                                .find(|r| matches!(r.payload(), Payload::Sale { order: o, .. } if o == order))
+                                .map(Record::id);
+                            proptest::prop_assert_eq!(found, expected);
+                        }
+                    }
                 }
             }
         }
