@@ -119,6 +119,12 @@ pub trait ChainStore {
     /// Replaces the state snapshot with one taken after the tip, `height` (a node stopping
     /// writes one, so its restart re-executes no block), in one synced write.
     fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError>;
+    /// Replaces the state snapshot with a periodic one taken after the tip, `height`, which a
+    /// crash soon after may lose (the next start then re-executes from the one before): the
+    /// block it follows is already stored, and it need not hold up the next one.
+    fn put_periodic_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.put_state_snapshot(height, snapshot)
+    }
     /// Writes entries of the consensus log in one synced atomic batch.
     fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError>;
     /// Deletes the consensus-log entries with keys below `key`.

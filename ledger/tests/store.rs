@@ -59,8 +59,19 @@ fn append_next(store: &Store) -> u64 {
     height
 }
 
-/// Everything the store claims is there is there and linked.
+/// Everything the store claims is there is there and linked, and its snapshot is at the tip.
 fn check_consistent(store: &Store) -> u64 {
+    let tip = check_chain(store);
+    if tip > 0 {
+        let (h, bytes) = store.state_snapshot().expect("read").expect("a snapshot with every block");
+        assert_eq!(h, tip, "the snapshot moves with the tip");
+        assert_eq!(bytes, tip.to_be_bytes());
+    }
+    tip
+}
+
+/// Every block up to the tip is there, linked and indexed.
+fn check_chain(store: &Store) -> u64 {
     let tip = store.tip_height().expect("tip");
     let mut parent = store.alliance_id();
     for h in 1..=tip {
@@ -74,11 +85,6 @@ fn check_consistent(store: &Store) -> u64 {
         parent = block.block.id();
     }
     assert!(store.block(tip + 1).expect("read").is_none(), "nothing beyond the tip");
-    if tip > 0 {
-        let (h, bytes) = store.state_snapshot().expect("read").expect("a snapshot with every block");
-        assert_eq!(h, tip, "the snapshot moves with the tip");
-        assert_eq!(bytes, tip.to_be_bytes());
-    }
     tip
 }
 
@@ -179,7 +185,85 @@ fn receipts_live_in_the_record_index_and_a_version_1_store_is_refused_by_name() 
     assert!(err.to_string().contains("plaza-store-v2") && err.to_string().contains("plaza init"), "{err}");
 }
 
+#[test]
+fn a_periodic_snapshot_is_at_the_tip_and_survives_a_clean_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data");
+    let store = Store::create(&path, &genesis()).expect("create");
+    for _ in 0..3 {
+        let height = store.tip_height().expect("tip") + 1;
+        let (block, receipts) = block_at(height, store.tip_id().expect("tip id"));
+        store.append(BlockWrite { block: &block, receipts: &receipts, statement: None, state_snapshot: None }).expect("append");
+    }
+    assert!(matches!(store.put_periodic_snapshot(2, b"two"), Err(StoreError::SnapshotNotAtTip { height: 2, tip: 3 })));
+    assert_eq!(store.state_snapshot().expect("read"), None, "a refused snapshot writes nothing");
+    store.put_periodic_snapshot(3, b"three").expect("at the tip");
+    assert_eq!(store.state_snapshot().expect("read"), Some((3, b"three".to_vec())));
+    drop(store);
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.state_snapshot().expect("read"), Some((3, b"three".to_vec())));
+    assert_eq!(check_chain(&store), 3);
+}
+
 const CHILD_ENV: &str = "PLAZA_STORE_CHILD_DIR";
+const PERIODIC_CHILD_ENV: &str = "PLAZA_STORE_PERIODIC_CHILD_DIR";
+
+/// Run only as a child of `killed_writers_keep_a_periodic_snapshot_of_a_stored_block`: appends
+/// blocks forever, each followed by its periodic snapshot (not in the block's batch).
+#[test]
+#[ignore = "run by killed_writers_keep_a_periodic_snapshot_of_a_stored_block as a child process"]
+fn store_child_periodic_writer() {
+    let Some(dir) = std::env::var_os(PERIODIC_CHILD_ENV) else { return };
+    let store = Store::open(std::path::Path::new(&dir)).expect("child opens the store");
+    loop {
+        let height = store.tip_height().expect("tip") + 1;
+        let (block, receipts) = block_at(height, store.tip_id().expect("tip id"));
+        store.append(BlockWrite { block: &block, receipts: &receipts, statement: None, state_snapshot: None }).expect("append");
+        println!("appended {height}");
+        store.put_periodic_snapshot(height, &height.to_be_bytes()).expect("snapshot");
+    }
+}
+
+/// A periodic snapshot may be lost with the process, never half written, never ahead of the
+/// blocks: the store reopens with every acknowledged block and a snapshot of one of them or
+/// none.
+#[test]
+fn killed_writers_keep_a_periodic_snapshot_of_a_stored_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("data");
+    drop(Store::create(&path, &genesis()).expect("create"));
+    let exe = std::env::current_exe().expect("test binary");
+    let mut last_tip = 0;
+    for round in 0..6u64 {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "store_child_periodic_writer", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env(PERIODIC_CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn writer");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = 0;
+        while seen <= round * 7 {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("appended ") => seen += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        child.kill().expect("SIGKILL the writer");
+        let _ = child.wait();
+        let store = Store::open(&path).expect("a killed writer's store reopens");
+        let tip = check_chain(&store);
+        assert!(tip > last_tip + round * 7, "round {round}: every acknowledged block survives (tip {tip}, before {last_tip})");
+        if let Some((height, bytes)) = store.state_snapshot().expect("read") {
+            assert!(height <= tip, "round {round}: snapshot {height} above the tip {tip}");
+            assert_eq!(bytes, height.to_be_bytes(), "round {round}: the snapshot is the one written at {height}");
+        }
+        last_tip = tip;
+    }
+}
 
 /// Run only as a child of `killed_writers_leave_a_consistent_store`: appends blocks forever,
 /// printing each height after its batch is written.

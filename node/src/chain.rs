@@ -462,12 +462,12 @@ impl<S: ChainStore> Chain<S> {
         Ok(Some(self.tip.height))
     }
 
-    /// Writes a final block with its receipts (and statement and snapshot when due) in one
-    /// synced batch and moves the tip; the caller has the finalized state follow.
+    /// Writes a final block with its receipts (and statement when due) in one synced batch and
+    /// moves the tip, then the state snapshot when due; the caller has the finalized state
+    /// follow.
     fn store_final(&mut self, write: FinalWrite) -> Result<FinalizedInfo, String> {
         let FinalWrite { block, receipts, statement, certificate, suffix, next_validators, snapshot } = write;
         let height = block.header.height;
-        let snapshot_written = snapshot.is_some();
         // The epoch-ending block carries the next set in full (FORMAT.md, "Blocks").
         let epoch_end = next_validators.map(|next_validators| EpochEnd { next_validators, suffix });
         let finalized = FinalizedBlock { block, certificate, epoch_end };
@@ -477,13 +477,18 @@ impl<S: ChainStore> Chain<S> {
                 block: &finalized,
                 receipts: &receipts,
                 statement: statement_bytes.as_ref().map(|(p, b)| (*p, b.as_slice())),
-                state_snapshot: snapshot.as_deref(),
+                state_snapshot: None,
             })
             .map_err(|e| format!("storing block {height}: {e}"))?;
         let header = &finalized.block.header;
         self.tip = Tip::of(header);
-        if snapshot_written {
-            self.snapshot_height = height;
+        // After the block, not in its batch: the block's commit does not wait for the whole
+        // state to be written, and a snapshot that fails costs only a longer next start.
+        if let Some(bytes) = snapshot {
+            match self.store.put_periodic_snapshot(height, &bytes) {
+                Ok(()) => self.snapshot_height = height,
+                Err(e) => tracing::warn!(height, "state snapshot not written (the next start re-executes from an earlier one): {e}"),
+            }
         }
         // Executed blocks at or below the tip can never be final now; nor can the head's,
         // unless it is the tip.

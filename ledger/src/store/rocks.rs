@@ -434,6 +434,27 @@ impl Store {
         Ok(())
     }
 
+    /// A periodic snapshot after the tip (`height`), written without the write-ahead log, its
+    /// table file written out in the background. It is only a shortcut for the next start:
+    /// lost in a crash before that file is synced, the start takes the snapshot before it and
+    /// re-executes more blocks. Logged and synced with its block, a snapshot (the whole state,
+    /// 100 MB at a few hundred thousand records) made that block's commit wait while it was
+    /// written and synced (about 0.3 s on the 2-core machine), and filled the log that the
+    /// next start replays.
+    pub fn put_periodic_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        super::check_snapshot_height(height, self.tip_height()?)?;
+        let mut value = Vec::with_capacity(8 + snapshot.len());
+        value.extend_from_slice(&height.to_be_bytes());
+        value.extend_from_slice(snapshot);
+        let mut unlogged = WriteOptions::default();
+        unlogged.disable_wal(true);
+        self.db.put_cf_opt(self.cf(CF_STATE), KEY_SNAPSHOT, value, &unlogged)?;
+        let mut background = rocksdb::FlushOptions::default();
+        background.set_wait(false);
+        self.db.flush_cf_opt(self.cf(CF_STATE), &background)?;
+        Ok(())
+    }
+
     /// Writes entries of the consensus vote log in one synced atomic batch, before the vote
     /// they end with is sent.
     pub fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
@@ -538,6 +559,9 @@ impl ChainStore for Store {
     }
     fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
         Store::put_state_snapshot(self, height, snapshot)
+    }
+    fn put_periodic_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        Store::put_periodic_snapshot(self, height, snapshot)
     }
     fn put_vote_log(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
         Store::put_vote_log(self, entries)
