@@ -253,6 +253,10 @@ pub fn bench(args: BenchArgs) -> CliResult {
         print_json(&serde_json::to_value(&report).map_err(ctx("the report"))?);
         return Ok(());
     }
+    println!(
+        "{} nodes, {} member cards per merchant (every second sale to one)",
+        report.nodes, report.cards_per_merchant
+    );
     println!("ed25519 batch verification: {:.0}/s on one core (the mean of before and after the load)", report.ed25519_batch_verifications_per_s);
     println!("{:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>8}", "offered/s", "committed/s", "p50 s", "p95 s", "p99 s", "cpu", "ratio");
     for r in &report.steps {
@@ -313,7 +317,14 @@ fn recovery(args: BenchArgs) -> CliResult {
         return Ok(());
     }
     let what = if args.catch_up { "catch-up by block sync" } else { "restart" };
-    println!("{what} of node {} of {}: a chain of {} records, height {}", r.nodes - 1, r.nodes, r.chain_records, r.chain_height);
+    println!(
+        "{what} of node {} of {}: a chain of {} records, height {} ({} member cards per merchant)",
+        r.nodes - 1,
+        r.nodes,
+        r.chain_records,
+        r.chain_height,
+        r.cards_per_merchant
+    );
     if r.store_bytes > 0 {
         println!("  store on disk          {:>10.1} MB", r.store_bytes as f64 / 1e6);
     }

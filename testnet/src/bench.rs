@@ -51,6 +51,8 @@ pub struct BenchStep {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub nodes: usize,
+    /// Member cards each merchant issued before the load (every second sale went to one).
+    pub cards_per_merchant: u16,
     pub cores: usize,
     /// The ed25519 batch-verification ceiling on one core: the mean of a measurement before
     /// the load and one after it.
@@ -239,10 +241,11 @@ fn nodes_cpu(net: &LocalTestnet) -> f64 {
 /// Runs the benchmark; `progress` gets one line per phase.
 pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, Error> {
     let stop = interrupt_flag();
+    // First, so a --dir in use is refused before the 3 s measurement.
+    let mut net = LocalTestnet::prepare(&plan.dir, plan.nodes, false, &plan.binary, Layout::Loopback)?;
     progress("measuring the ed25519 batch-verification ceiling (one core, 3 s)…");
     let verify_before = batch_verification_rate(Duration::from_secs(3));
     progress(&format!("  {verify_before:.0} verifications/s"));
-    let mut net = LocalTestnet::prepare(&plan.dir, plan.nodes, false, &plan.binary, Layout::Loopback)?;
     net.start_all()?;
     net.wait_height(1, Duration::from_secs(60), &stop)?;
     let clients: Vec<Client> = net.nodes.iter().map(LocalNode::client).collect::<Result<_, _>>()?;
@@ -353,6 +356,7 @@ pub fn bench(plan: &BenchPlan, progress: &mut dyn FnMut(&str)) -> Result<BenchRe
     let peak = rows.iter().map(|r| r.committed_per_s).fold(0.0, f64::max);
     Ok(BenchReport {
         nodes: plan.nodes,
+        cards_per_merchant: plan.cards_per_merchant,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         ed25519_batch_verifications_per_s: verify_rate.round(),
         steps: rows,
@@ -396,6 +400,8 @@ pub struct RecoveryPlan {
 pub struct RecoveryReport {
     pub kind: Recovery,
     pub nodes: usize,
+    /// As in [`BenchReport`].
+    pub cards_per_merchant: u16,
     /// Records in the chain (card issues and sales) when the node comes back.
     pub chain_records: u64,
     /// The chain's height the node must reach.
@@ -508,6 +514,7 @@ pub fn recovery(plan: &RecoveryPlan, progress: &mut dyn FnMut(&str)) -> Result<R
     Ok(RecoveryReport {
         kind: plan.kind,
         nodes: plan.nodes,
+        cards_per_merchant: plan.cards_per_merchant,
         chain_records,
         chain_height,
         store_bytes,
