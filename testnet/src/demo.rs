@@ -109,8 +109,20 @@ impl Demo<'_> {
         }
     }
 
+    /// A closed period's statement. The node shows a finalized block's state a moment before
+    /// its store holds the block's statement (the state moves first), so a statement that is
+    /// not there yet is asked for again, for up to 10 s.
     fn statement(&self, period: u64) -> Result<Statement, Error> {
-        api::get(&self.net.nodes[0].client()?, &format!("/v1/statements/{period}"))
+        let client = self.net.nodes[0].client()?;
+        let path = format!("/v1/statements/{period}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match api::get(&client, &path) {
+                Ok(statement) => return Ok(statement),
+                Err(_) if Instant::now() < deadline && !self.stop.load(Ordering::SeqCst) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
