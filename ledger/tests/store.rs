@@ -206,6 +206,32 @@ fn a_periodic_snapshot_is_at_the_tip_and_survives_a_clean_close() {
 }
 
 const CHILD_ENV: &str = "PLAZA_STORE_CHILD_DIR";
+
+/// Runs the ignored test `child` of this binary on the store at `path` (named to it in the
+/// environment variable `env`), lets it acknowledge `blocks` appends, then kills it with
+/// SIGKILL wherever it is.
+fn kill_writer_after(child: &str, env: &str, path: &std::path::Path, blocks: u64) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut writer = Command::new(&exe)
+        .args(["--exact", child, "--ignored", "--nocapture", "--test-threads", "1"])
+        .env(env, path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn writer");
+    let stdout = writer.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = 0;
+    while seen < blocks {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("appended ") => seen += 1,
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    writer.kill().expect("SIGKILL the writer");
+    let _ = writer.wait();
+}
 const PERIODIC_CHILD_ENV: &str = "PLAZA_STORE_PERIODIC_CHILD_DIR";
 
 /// Run only as a child of `killed_writers_keep_a_periodic_snapshot_of_a_stored_block`: appends
@@ -232,28 +258,9 @@ fn killed_writers_keep_a_periodic_snapshot_of_a_stored_block() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("data");
     drop(Store::create(&path, &genesis()).expect("create"));
-    let exe = std::env::current_exe().expect("test binary");
     let mut last_tip = 0;
     for round in 0..6u64 {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "store_child_periodic_writer", "--ignored", "--nocapture", "--test-threads", "1"])
-            .env(PERIODIC_CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn writer");
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut seen = 0;
-        while seen <= round * 7 {
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("appended ") => seen += 1,
-                Some(Ok(_)) => {}
-                _ => break,
-            }
-        }
-        child.kill().expect("SIGKILL the writer");
-        let _ = child.wait();
+        kill_writer_after("store_child_periodic_writer", PERIODIC_CHILD_ENV, &path, round * 7 + 1);
         let store = Store::open(&path).expect("a killed writer's store reopens");
         let tip = check_chain(&store);
         assert!(tip > last_tip + round * 7, "round {round}: every acknowledged block survives (tip {tip}, before {last_tip})");
@@ -283,29 +290,9 @@ fn killed_writers_leave_a_consistent_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("data");
     drop(Store::create(&path, &genesis()).expect("create"));
-    let exe = std::env::current_exe().expect("test binary");
     let mut last_tip = 0;
     for round in 0..12u64 {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "store_child_writer", "--ignored", "--nocapture", "--test-threads", "1"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn writer");
-        // Let the writer get `round + 1` blocks in, then kill it wherever it is.
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut seen = 0;
-        while seen <= round {
-            match lines.next() {
-                Some(Ok(line)) if line.starts_with("appended ") => seen += 1,
-                Some(Ok(_)) => {}
-                _ => break,
-            }
-        }
-        child.kill().expect("SIGKILL the writer");
-        let _ = child.wait();
+        kill_writer_after("store_child_writer", CHILD_ENV, &path, round + 1);
         let store = Store::open(&path).expect("a killed writer's store reopens");
         let tip = check_consistent(&store);
         assert!(tip >= last_tip + round + 1, "round {round}: every acknowledged block survives (tip {tip}, before {last_tip})");

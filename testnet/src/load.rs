@@ -65,8 +65,7 @@ pub fn to_hex(records: &[Record]) -> Vec<String> {
 
 /// Submits `records` and waits for them to be final; an error unless every one is final.
 pub fn submit_all_final(client: &Client, records: &[Record]) -> Result<(), Error> {
-    // Within the API's records per request.
-    for chunk in records.chunks(2_000) {
+    for chunk in records.chunks(plaza_node::api::SUBMIT_RECORDS_MAX) {
         let answer: SubmitResults = api::post(client, "/v1/records?wait=true", &json!({"records": to_hex(chunk)}))?;
         if let Some(r) = answer.results.iter().find(|r| !r.is_final()) {
             return Err(Error::failed(format!("record {} is {} ({})", r.id, r.status, r.reason.as_deref().unwrap_or("no reason given"))));

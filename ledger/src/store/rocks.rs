@@ -146,6 +146,14 @@ fn descriptors() -> Vec<ColumnFamilyDescriptor> {
         .collect()
 }
 
+/// The `state` family's `snapshot` value: u64 height ‖ the state's encoding.
+fn snapshot_value(height: u64, snapshot: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + snapshot.len());
+    value.extend_from_slice(&height.to_be_bytes());
+    value.extend_from_slice(snapshot);
+    value
+}
+
 fn synced() -> WriteOptions {
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
@@ -325,9 +333,7 @@ impl Store {
             batch.put_cf(self.cf(CF_STATEMENTS), period.to_be_bytes(), bytes);
         }
         if let Some(snapshot) = write.state_snapshot {
-            let mut value = height.to_be_bytes().to_vec();
-            value.extend_from_slice(snapshot);
-            batch.put_cf(self.cf(CF_STATE), KEY_SNAPSHOT, value);
+            batch.put_cf(self.cf(CF_STATE), KEY_SNAPSHOT, snapshot_value(height, snapshot));
         }
         batch.put_cf(self.cf(CF_META), KEY_TIP, height.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
@@ -427,10 +433,7 @@ impl Store {
     /// Replaces the state snapshot with one taken after the tip (`height`), in one synced write.
     pub fn put_state_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
         super::check_snapshot_height(height, self.tip_height()?)?;
-        let mut value = Vec::with_capacity(8 + snapshot.len());
-        value.extend_from_slice(&height.to_be_bytes());
-        value.extend_from_slice(snapshot);
-        self.db.put_cf_opt(self.cf(CF_STATE), KEY_SNAPSHOT, value, &synced())?;
+        self.db.put_cf_opt(self.cf(CF_STATE), KEY_SNAPSHOT, snapshot_value(height, snapshot), &synced())?;
         Ok(())
     }
 
@@ -443,12 +446,9 @@ impl Store {
     /// next start replays.
     pub fn put_periodic_snapshot(&self, height: u64, snapshot: &[u8]) -> Result<(), StoreError> {
         super::check_snapshot_height(height, self.tip_height()?)?;
-        let mut value = Vec::with_capacity(8 + snapshot.len());
-        value.extend_from_slice(&height.to_be_bytes());
-        value.extend_from_slice(snapshot);
         let mut unlogged = WriteOptions::default();
         unlogged.disable_wal(true);
-        self.db.put_cf_opt(self.cf(CF_STATE), KEY_SNAPSHOT, value, &unlogged)?;
+        self.db.put_cf_opt(self.cf(CF_STATE), KEY_SNAPSHOT, snapshot_value(height, snapshot), &unlogged)?;
         let mut background = rocksdb::FlushOptions::default();
         background.set_wait(false);
         self.db.flush_cf_opt(self.cf(CF_STATE), &background)?;
