@@ -365,25 +365,51 @@ impl Driver {
         }
     }
 
+    /// One gossip message from the connected peer `via`; the answer decides whether it is
+    /// passed on. Only what a member's node sends counts (noise authenticated `via`; observers
+    /// are read-only); what does not decode is refused, and gossipsub scores its sender down.
+    /// A message's author (`source`) is unsigned: it names the validator a consensus request
+    /// comes from, which only decides whom the answer is meant for (answers are published to
+    /// every peer and authenticate themselves).
+    fn on_gossip(&mut self, via: PeerId, message: gossipsub::Message) -> gossipsub::MessageAcceptance {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        if !self.member_peers.contains(&via) {
+            return Ignore;
+        }
+        if message.topic == self.records_topic.hash() {
+            match net::decode_records(&message.data) {
+                Ok(records) => {
+                    self.replica.handle_gossip_records(self.now(), records);
+                    Accept
+                }
+                Err(e) => {
+                    debug!(%via, "undecodable records message: {e}");
+                    Reject
+                }
+            }
+        } else if message.topic == self.consensus_topic.hash() {
+            let Some(from) = message.source.and_then(|source| self.validator_peers.get(&source).copied()) else { return Ignore };
+            match Message::decode_bytes(&message.data) {
+                Ok(m) => {
+                    self.replica.handle_message(self.now(), from, m);
+                    Accept
+                }
+                Err(e) => {
+                    debug!(%via, "undecodable consensus message: {e}");
+                    Reject
+                }
+            }
+        } else {
+            Ignore
+        }
+    }
+
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message { message, .. })) => {
-                let Some(source) = message.source else { return };
-                if !self.member_peers.contains(&source) {
-                    return; // observers are read-only
-                }
-                if message.topic == self.records_topic.hash() {
-                    match net::decode_records(&message.data) {
-                        Ok(records) => self.replica.handle_gossip_records(self.now(), records),
-                        Err(e) => debug!(%source, "undecodable records message: {e}"),
-                    }
-                } else if message.topic == self.consensus_topic.hash() {
-                    let Some(from) = self.validator_peers.get(&source).copied() else { return };
-                    match Message::decode_bytes(&message.data) {
-                        Ok(m) => self.replica.handle_message(self.now(), from, m),
-                        Err(e) => debug!(%source, "undecodable consensus message: {e}"),
-                    }
-                }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                let acceptance = self.on_gossip(propagation_source, message);
+                // Forwarded to the mesh only when accepted (`validate_messages` in net.rs).
+                self.swarm.behaviour_mut().gossip.report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {

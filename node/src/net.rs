@@ -3,7 +3,8 @@
 //!
 //! Only the network keys of current alliance members (and configured observers) may connect:
 //! the allow-list behaviour denies every other peer at connection time, and the driver logs
-//! the refusal. Observers are read-only: their gossip is ignored; they may sync blocks.
+//! the refusal. Observers are read-only: their gossip is ignored (the driver accepts a message
+//! only from a member peer, and gossipsub forwards only accepted messages); they may sync blocks.
 
 use std::io;
 use std::time::Duration;
@@ -56,13 +57,20 @@ pub fn build_swarm(network_secret: [u8; 32], alliance: &Hash) -> Result<Swarm<Be
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| format!("transport: {e}"))?
         .with_behaviour(|key| -> Result<Behaviour, BoxedError> {
+            // No libp2p signature per message: every record and every proposal, vote and
+            // certificate carries its own signature, checked by the replica, and the peer a
+            // message arrives from is authenticated by noise. Messages name their author
+            // unsigned (the consensus topic's requests use it), and are forwarded only after
+            // the driver accepted them (`validate_messages`), so members do not pass on what
+            // an observer publishes.
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .max_transmit_size(GOSSIP_BYTES_MAX)
                 .heartbeat_interval(Duration::from_millis(700))
-                .validation_mode(gossipsub::ValidationMode::Strict)
+                .validation_mode(gossipsub::ValidationMode::Permissive)
+                .validate_messages()
                 .build()
                 .map_err(boxed)?;
-            let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
+            let mut gossip = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Author(key.public().to_peer_id()), gossip_config)
                 .map_err(boxed)?;
             gossip.subscribe(&records).map_err(boxed)?;
             gossip.subscribe(&consensus).map_err(boxed)?;
