@@ -108,6 +108,8 @@ pub struct Chain<S: ChainStore> {
     /// The state after block `.0` (an executed block or the tip), when one is kept.
     head: Option<(Hash, State)>,
     snapshot_interval_blocks: u64,
+    /// Periodic snapshots are written at the heights `h` with `h % interval == phase`.
+    snapshot_phase: u64,
     /// The height of the stored state snapshot (0: none).
     snapshot_height: u64,
     /// The snapshot's height when the chain was opened: the blocks above it were re-executed.
@@ -131,8 +133,10 @@ fn state_read(state: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
 
 impl<S: ChainStore> Chain<S> {
     /// Opens the chain at the store's tip: the latest snapshot, then the blocks after it
-    /// re-executed (each state root checked against its header).
-    pub fn open(store: Arc<S>, snapshot_interval_blocks: u64) -> Result<Chain<S>, String> {
+    /// re-executed (each state root checked against its header). A periodic snapshot is
+    /// written every `snapshot_interval_blocks` blocks, at the heights that leave `phase`
+    /// (reduced modulo the interval) as the remainder.
+    pub fn open(store: Arc<S>, snapshot_interval_blocks: u64, phase: u64) -> Result<Chain<S>, String> {
         let (state, tip, snapshot_height) = Self::load(&store)?;
         Ok(Chain {
             store,
@@ -141,6 +145,7 @@ impl<S: ChainStore> Chain<S> {
             executed: BTreeMap::new(),
             head: None,
             snapshot_interval_blocks,
+            snapshot_phase: phase % snapshot_interval_blocks.max(1),
             snapshot_height,
             opened_from: snapshot_height,
             bugs: ChainBugs::default(),
@@ -446,7 +451,7 @@ impl<S: ChainStore> Chain<S> {
     }
 
     fn snapshot_due(&self, height: u64) -> bool {
-        height % self.snapshot_interval_blocks == 0
+        height % self.snapshot_interval_blocks == self.snapshot_phase
     }
 
     /// Writes a snapshot of the finalized state when the stored one is older than the tip, so

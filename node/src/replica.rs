@@ -50,8 +50,10 @@ pub const BLOCK_RECORD_BYTES_MAX: usize = 3 * 1024 * 1024;
 pub const SYNC_INTERVAL_MS: u64 = 500;
 /// The node's sync request timeout (the network gives up on a request after 20 s).
 pub const SYNC_TIMEOUT_MS: u64 = 25_000;
-/// The consensus log is pruned below the finalized view every this many blocks.
-pub const LOG_PRUNE_BLOCKS: u64 = 64;
+/// The consensus log is pruned below the finalized view every this many blocks (one range
+/// delete each; what is below the finalized view, its proposals' whole blocks among it, is
+/// never read again, and every block it is kept longer is disk the store holds twice).
+pub const LOG_PRUNE_BLOCKS: u64 = 8;
 /// Admission times remembered for the finality-latency figure, at most.
 const ADMITTED_MAX: usize = 200_000;
 
@@ -235,6 +237,16 @@ pub struct Replica<S: ChainStore> {
     now: Now,
 }
 
+/// Where in the snapshot interval this node writes its periodic state snapshot, from its
+/// key: nodes that all wrote theirs at the same height paused together (encoding and writing
+/// the whole state takes a node tens to hundreds of milliseconds), and the block after it
+/// waited for the slowest of a quorum; spread over the interval, one node pauses at a time
+/// and the others still make a quorum. Which heights a node snapshots at changes no answer.
+pub fn snapshot_phase(key: &PublicKey) -> u64 {
+    let bytes = key.as_bytes();
+    u64::from_be_bytes(bytes[..8].try_into().expect("a key has 32 bytes"))
+}
+
 fn lock(mempool: &Mutex<Mempool>) -> MutexGuard<'_, Mempool> {
     mempool.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -248,7 +260,7 @@ impl<S: ChainStore> Replica<S> {
         if config.bugs != ReplicaBugs::default() && !cfg!(feature = "inject-bugs") {
             return Err("deliberate bugs need the inject-bugs feature".into());
         }
-        let mut chain = Chain::open(store, config.snapshot_interval_blocks)?;
+        let mut chain = Chain::open(store, config.snapshot_interval_blocks, snapshot_phase(&keypair.public()))?;
         chain.bugs.execute_at_local_time = config.bugs.execute_at_local_time;
         let last_log_prune = chain.tip().height;
         let mut replica = Replica {

@@ -292,6 +292,12 @@ fn four_replicas_through_a_day_end_with_equal_roots_and_statements() {
         let blocks: Vec<_> = cluster.stores.iter().map(|s| s.block(h).expect("read").expect("stored").block.header).collect();
         assert!(blocks.windows(2).all(|w| w[0] == w[1]), "height {h}: replicas differ");
     }
+    // Each replica writes its periodic snapshot at its own heights in the interval (10 here).
+    let snapshots: Vec<u64> = cluster.stores.iter().map(|s| s.state_snapshot().expect("read").map_or(0, |(h, _)| h)).collect();
+    for (i, at) in snapshots.iter().enumerate() {
+        assert!(*at > 0 && at % 10 == plaza_node::replica::snapshot_phase(&key(i).public()) % 10, "replica {i}'s snapshots: {snapshots:?}");
+    }
+    assert!(snapshots.windows(2).any(|w| w[0] != w[1]), "all replicas wrote their snapshot at the same height: {snapshots:?}");
     let roots: Vec<Hash> = cluster.replicas.iter().map(|r| r.state().read().expect("lock").state_root()).collect();
     let tip_root = cluster.stores[0].block(tips[0]).expect("read").expect("stored").block.header.state_root;
     assert_eq!(roots[0], tip_root, "the live state is the tip's");
