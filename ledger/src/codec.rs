@@ -120,6 +120,10 @@ impl Writer {
     pub fn clear(&mut self) {
         self.bytes.clear();
     }
+    /// The bytes it can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
     /// The bytes written so far.
     pub fn len(&self) -> usize {
         self.bytes.len()
