@@ -367,7 +367,8 @@ impl Driver {
 
     /// One gossip message from the connected peer `via`; the answer decides whether it is
     /// passed on. Only what a member's node sends counts (noise authenticated `via`; observers
-    /// are read-only); what does not decode is refused, and gossipsub scores its sender down.
+    /// are read-only); what does not decode is refused (dropped, not passed on; gossipsub keeps
+    /// no peer scores here).
     /// A message's author (`source`) is unsigned: it names the validator a consensus request
     /// comes from, which only decides whom the answer is meant for (answers are published to
     /// every peer and authenticate themselves).
